@@ -1,0 +1,58 @@
+package attest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MaxNameLen caps every name that may become a path component.
+const MaxNameLen = 255
+
+// ErrBadName is wrapped by every name that fails CheckName.
+var ErrBadName = errors.New("unsafe name")
+
+// CheckName reports whether s may be used as one path component: the seed's
+// rule ^[A-Za-z0-9._+-]+$, never "." or "..", at most MaxNameLen bytes.
+// what says what the name is ("version", "builder id", "artifact name") and
+// appears in the error.
+func CheckName(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is empty: %w", what, ErrBadName)
+	case s == "." || s == "..":
+		return fmt.Errorf("%s %q is a relative path: %w", what, s, ErrBadName)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%s is %d bytes long, more than %d: %w", what, len(s), MaxNameLen, ErrBadName)
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return fmt.Errorf("%s %q has byte %q at %d; only A-Z a-z 0-9 . _ + - are allowed: %w", what, s, s[i], i, ErrBadName)
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '_' || c == '+' || c == '-'
+}
+
+// SanitizeBuilderID maps a free-text builder id to the directory name
+// guix-attest uses: every byte outside [A-Za-z0-9_.+-] becomes '_'. The result
+// still has to pass CheckName ("." and ".." are refused, not rewritten).
+func SanitizeBuilderID(id string) (string, error) {
+	var b strings.Builder
+	for _, r := range id {
+		if r < 0x80 && nameByte(byte(r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if err := CheckName("builder id", s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
