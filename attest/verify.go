@@ -3,6 +3,7 @@ package attest
 import (
 	"crypto/rsa"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -159,10 +160,13 @@ func checkCrypto(pub *packet.PublicKey, body []byte, sig *packet.Signature) erro
 	if err != nil {
 		return err
 	}
+	// Only the document is hashed as canonical text; the trailer
+	// (HashSuffix) is binary and goes to h itself.
+	var doc io.Writer = h
 	if sig.SigType == packet.SigTypeText {
-		h = openpgp.NewCanonicalTextHash(h)
+		doc = openpgp.NewCanonicalTextHash(h)
 	}
-	h.Write(body)
+	doc.Write(body)
 	if sig.Version == 4 {
 		// Fast paths for the algorithms most builder keys use; see rsa.go
 		// and secp256k1.go for why and how they are checked.
