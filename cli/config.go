@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/rbnode/rbnode/node"
+)
+
+func globalFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "home", Usage: "rbnode's directory: store, keys, config.toml", EnvVars: []string{"RBNODE_HOME"}, Value: node.DefaultHome()},
+		&ucli.StringFlag{Name: "config", Usage: "config file (default HOME/config.toml)", EnvVars: []string{"RBNODE_CONFIG"}},
+		&ucli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error or disabled", EnvVars: []string{"RBNODE_LOG_LEVEL"}},
+	}
+}
+
+var (
+	quorumFlag  = &ucli.IntFlag{Name: "quorum", Usage: "how many trusted builders must agree (default 3, or quorum in config)", EnvVars: []string{"RBNODE_QUORUM"}}
+	projectFlag = &ucli.StringFlag{Name: "project", Usage: "the project, when a version exists in several", EnvVars: []string{"RBNODE_PROJECT"}}
+	jsonFlag    = &ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts (see docs/json.md)"}
+)
+
+// loadConfig builds the configuration: defaults, then the config file,
+// then RBNODE_* variables and flags (urfave resolves flag over variable).
+func loadConfig(c *ucli.Context) (node.Config, error) {
+	cfg := node.DefaultConfig()
+	cfg.Home = c.String("home")
+	path := c.String("config")
+	explicit := path != ""
+	if !explicit {
+		path = filepath.Join(cfg.Home, node.ConfigFile)
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+	case err != nil:
+		return cfg, usagef("read config: %w", err)
+	default:
+		md, err := toml.Decode(string(b), &cfg)
+		if err != nil {
+			return cfg, usagef("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			var keys []string
+			for _, k := range und {
+				keys = append(keys, k.String())
+			}
+			return cfg, usagef("config %s: unknown key %s (docs/config.md lists the keys)", path, strings.Join(keys, ", "))
+		}
+	}
+	if c.IsSet("log-level") {
+		cfg.LogLevel = c.String("log-level")
+	}
+	if isSet(c, "quorum") {
+		cfg.Quorum = c.Int("quorum")
+	}
+	if isSet(c, "project") {
+		cfg.Project = c.String("project")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, &usageError{err}
+	}
+	return cfg, nil
+}
+
+// isSet reports whether a command flag was given (on the command line or in
+// the environment).
+func isSet(c *ucli.Context, name string) bool {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// newLogger writes human-readable logs to stderr at the configured level.
+func newLogger(c *ucli.Context, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.WarnLevel
+	}
+	w := zerolog.ConsoleWriter{Out: c.App.ErrWriter, TimeFormat: "15:04:05", NoColor: !isTerminal(c.App.ErrWriter)}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// openNode loads the configuration and opens the node's home.
+func openNode(c *ucli.Context) (*node.Node, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return node.Open(cfg, newLogger(c, cfg.LogLevel))
+}
+
+// withNode runs fn with an open node and closes it afterwards.
+func withNode(c *ucli.Context, fn func(*node.Node) error) error {
+	n, err := openNode(c)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return fn(n)
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// defaultConfigText is what rbnode init writes: every key, commented out
+// at its default.
+func defaultConfigText() string {
+	d := node.DefaultConfig()
+	return fmt.Sprintf(`# rbnode configuration. Every key is documented in docs/config.md.
+# Precedence: command-line flag > RBNODE_* environment variable > this file > default.
+
+# How many trusted builders must agree for consensus.
+# quorum = %d
+
+# The project a bare VERSION refers to when several projects have it.
+# project = "cuprated"
+
+# Log level: trace, debug, info, warn, error, disabled.
+# log_level = %q
+`, d.Quorum, d.LogLevel)
+}

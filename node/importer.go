@@ -1,0 +1,413 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node/store"
+)
+
+// ImportOptions adjust Import.
+type ImportOptions struct {
+	// Version and Signer give the context of a lone SHA256SUMS file, which
+	// its signature does not cover. Default: the names of its grandparent
+	// and parent directories, as in a guix.sigs tree.
+	Version, Signer string
+	// Workers verifying in parallel; default GOMAXPROCS.
+	Workers int
+	// Progress, if set, is called after every batch written to the store.
+	Progress func(ImportProgress)
+}
+
+// ImportProgress counts documents so far. Stored counts only documents
+// already durable in the store.
+type ImportProgress struct {
+	Seen      int `json:"seen"`
+	Stored    int `json:"stored"`
+	Duplicate int `json:"duplicate"`
+	Rejected  int `json:"rejected"`
+}
+
+// ImportSummary is the outcome of an import.
+type ImportSummary struct {
+	ImportProgress
+	Keys       int                   `json:"keys"`
+	ByStatus   map[attest.Status]int `json:"stored_by_status"`
+	ByReason   map[string]int        `json:"rejected_by_reason"`
+	Rejections []store.Rejection     `json:"rejections"` // the first few, for display
+	Elapsed    time.Duration         `json:"elapsed_ns"`
+}
+
+// importBatch is how many documents go into one store batch: the unit of
+// durability and of progress reports.
+const importBatch = 256
+
+// maxShownRejections bounds ImportSummary.Rejections.
+const maxShownRejections = 50
+
+// Import reads a guix.sigs tree (<version>/<signer>/*.SHA256SUMS + .asc,
+// with keys in builder-keys/), a contrib/guix/sigs tree
+// (<version>/<builder>/attestation.json + .asc), or one document with its
+// signature, verifies every document and stores the good ones and the ones
+// whose key is not known yet. Files are streamed: memory does not grow with
+// the tree. Importing the same tree twice changes nothing.
+func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*ImportSummary, error) {
+	start := time.Now()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
+	if fi.IsDir() {
+		if kd := filepath.Join(path, "builder-keys"); isDir(kd) {
+			if sum.Keys, err = n.importKeyDir(kd, sum); err != nil {
+				return nil, err
+			}
+		}
+	}
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan importJob, workers*4)
+	results := make(chan importResult, workers*4)
+	var walkErr error
+	go func() {
+		defer close(jobs)
+		if fi.IsDir() {
+			walkErr = walkTree(ctx, path, jobs)
+		} else {
+			walkErr = singleJob(ctx, path, opts, jobs)
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				results <- n.checkJob(j, kr)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	werr := n.writeResults(results, sum, opts.Progress)
+	if werr != nil {
+		cancel()
+		for range results { // let the workers finish
+		}
+		return sum, werr
+	}
+	if walkErr != nil {
+		return sum, walkErr
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, ctx.Err()
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// importKeyDir adds every key file of a builder-keys directory to the
+// keyring (not to the trust set). A file that cannot be read is logged as
+// a rejection; the others still load.
+func (n *Node) importKeyDir(dir string, sum *ImportSummary) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var keys []*attest.Key
+	var rejs []store.Rejection
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		b, err := readCapped(p, attest.MaxKeyFileSize)
+		var ks []*attest.Key
+		if err == nil {
+			ks, err = attest.ReadKeys(b)
+		}
+		if err != nil {
+			rejs = append(rejs, store.Rejection{Time: n.now().UTC(), Source: p, File: e.Name(), Reason: "bad_key", Detail: err.Error()})
+			continue
+		}
+		keys = append(keys, ks...)
+	}
+	for _, r := range rejs {
+		sum.note(r)
+	}
+	if err := n.store.AddRejections(rejs); err != nil {
+		return 0, err
+	}
+	if _, err := n.AddKeys(keys); err != nil {
+		return 0, err
+	}
+	return len(keys), nil
+}
+
+type importJob struct {
+	doc, sig string
+	kind     attest.Kind
+	version  string // manifests only
+	signer   string
+	rej      *store.Rejection // a problem found while walking
+}
+
+type importResult struct {
+	entry *store.Entry
+	dup   bool
+	rej   *store.Rejection
+}
+
+// docKind tells whether a file name is a signed document rbnode reads.
+func docKind(name string) (attest.Kind, bool) {
+	switch {
+	case strings.HasSuffix(name, "SHA256SUMS"):
+		return attest.KindManifest, true
+	case strings.HasSuffix(name, ".json"):
+		return attest.KindAttestation, true
+	}
+	return "", false
+}
+
+func walkTree(ctx context.Context, root string, jobs chan<- importJob) error {
+	send := func(j importJob) error {
+		select {
+		case jobs <- j:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", p, err)
+		}
+		if d.IsDir() {
+			if p != root && (d.Name() == "builder-keys" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := d.Name()
+		if strings.HasSuffix(name, ".asc") {
+			docName := strings.TrimSuffix(name, ".asc")
+			kind, ok := docKind(docName)
+			if !ok {
+				return nil
+			}
+			doc := filepath.Join(filepath.Dir(p), docName)
+			j := importJob{doc: doc, sig: p, kind: kind}
+			j.signer, j.version = contextOf(doc)
+			if !d.Type().IsRegular() {
+				j.rej = &store.Rejection{Reason: "not_regular_file", Detail: "signature is not a regular file (symlinks are not followed)"}
+			} else if fi, err := os.Lstat(doc); err != nil || !fi.Mode().IsRegular() {
+				j.rej = &store.Rejection{Reason: "missing_document", Detail: "signature without its document " + docName}
+			}
+			return send(j)
+		}
+		if kind, ok := docKind(name); ok && (kind == attest.KindManifest || name == "attestation.json") {
+			if _, err := os.Lstat(p + ".asc"); err != nil {
+				j := importJob{doc: p, kind: kind, rej: &store.Rejection{Reason: "missing_signature", Detail: "no " + name + ".asc beside it"}}
+				j.signer, j.version = contextOf(p)
+				return send(j)
+			}
+		}
+		return nil
+	})
+}
+
+// contextOf reads a document's context from its path:
+// .../<version>/<signer>/<file>.
+func contextOf(doc string) (signer, version string) {
+	dir := filepath.Dir(doc)
+	return filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+}
+
+func singleJob(ctx context.Context, path string, opts ImportOptions, jobs chan<- importJob) error {
+	doc, sig := path, path+".asc"
+	if strings.HasSuffix(path, ".asc") {
+		doc, sig = strings.TrimSuffix(path, ".asc"), path
+	}
+	kind, ok := docKind(filepath.Base(doc))
+	if !ok {
+		return fmt.Errorf("%w: %s is neither a SHA256SUMS manifest nor an attestation .json (give a file, its .asc, or a directory tree)", ErrUsage, doc)
+	}
+	j := importJob{doc: doc, sig: sig, kind: kind}
+	j.signer, j.version = contextOf(doc)
+	if opts.Version != "" {
+		j.version = opts.Version
+	}
+	if opts.Signer != "" {
+		j.signer = opts.Signer
+	}
+	select {
+	case jobs <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// checkJob reads, parses and verifies one document.
+func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
+	now := n.now()
+	reject := func(reason, detail string) importResult {
+		return importResult{rej: &store.Rejection{
+			Time: now.UTC(), Source: j.doc, Version: j.version, Signer: j.signer,
+			File: filepath.Base(j.doc), Reason: reason, Detail: detail,
+		}}
+	}
+	if j.rej != nil {
+		return reject(j.rej.Reason, j.rej.Detail)
+	}
+	body, err := readCapped(j.doc, attest.MaxManifestSize)
+	if err != nil {
+		return reject("unreadable", err.Error())
+	}
+	sig, err := readCapped(j.sig, attest.MaxSignatureSize)
+	if err != nil {
+		return reject("unreadable", err.Error())
+	}
+	d := &attest.Document{Kind: j.kind, Name: filepath.Base(j.doc), Body: body, Signature: sig}
+	if j.kind == attest.KindManifest {
+		d.Version, d.Signer = j.version, j.signer
+	}
+	p, err := d.Parse()
+	if err != nil {
+		return reject(parseReason(err), err.Error())
+	}
+	if has, err := n.store.Has(p.ID); err == nil && has {
+		return importResult{dup: true}
+	}
+	v := kr.Verify(body, p.Sig, now)
+	if !v.OK() && v.Status != attest.StatusUnknownKey {
+		r := reject(string(v.Status), v.Detail)
+		r.rej.KeyID = v.KeyID
+		return r
+	}
+	return importResult{entry: &store.Entry{
+		Record: store.Record{
+			ID: p.ID, Kind: d.Kind, Project: p.Statement.Project, Version: p.Statement.Version,
+			Signer: d.Signer, Name: d.Name, Body: body, Signature: sig,
+			ReceivedAt: now.UTC(), Source: "import",
+		},
+		Verification: v,
+		Artifacts:    p.Statement.Artifacts,
+	}}
+}
+
+// parseReason maps a parse error to a short reason code.
+func parseReason(err error) string {
+	switch {
+	case errors.Is(err, attest.ErrBadName):
+		return "unsafe_name"
+	case errors.Is(err, attest.ErrContext):
+		return "context_mismatch"
+	}
+	return "malformed"
+}
+
+// writeResults is the single writer: it batches stored documents, counts
+// duplicates (also within the run) and logs rejections.
+func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, progress func(ImportProgress)) error {
+	batch := n.store.NewBatch()
+	pending := map[attest.ID]attest.Status{}
+	var rejs []store.Rejection
+	flush := func() error {
+		if err := batch.Flush(); err != nil {
+			return err
+		}
+		if err := n.store.AddRejections(rejs); err != nil {
+			return err
+		}
+		for _, st := range pending {
+			sum.Stored++
+			sum.ByStatus[st]++
+		}
+		clear(pending)
+		rejs = rejs[:0]
+		batch = n.store.NewBatch()
+		if progress != nil {
+			progress(sum.ImportProgress)
+		}
+		return nil
+	}
+	for r := range results {
+		sum.Seen++
+		switch {
+		case r.rej != nil:
+			sum.note(*r.rej)
+			rejs = append(rejs, *r.rej)
+		case r.dup:
+			sum.Duplicate++
+		default:
+			id := r.entry.Record.ID
+			if _, ok := pending[id]; ok {
+				sum.Duplicate++
+				continue
+			}
+			if has, err := n.store.Has(id); err != nil {
+				batch.Cancel()
+				return err
+			} else if has {
+				sum.Duplicate++
+				continue
+			}
+			if err := batch.Put(r.entry); err != nil {
+				batch.Cancel()
+				return err
+			}
+			pending[id] = r.entry.Verification.Status
+		}
+		if len(pending)+len(rejs) >= importBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+func (s *ImportSummary) note(r store.Rejection) {
+	s.Rejected++
+	s.ByReason[r.Reason]++
+	if len(s.Rejections) < maxShownRejections {
+		s.Rejections = append(s.Rejections, r)
+	}
+}
+
+// readCapped reads a whole file of at most max bytes.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return b, nil
+}

@@ -1,0 +1,289 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node/store"
+)
+
+// ErrNoBuilderKey is returned when an operation needs the node's signing
+// key and there is none.
+var ErrNoBuilderKey = errors.New("this node has no builder key")
+
+// ErrUsage marks errors the user fixes by changing the call (unknown
+// fingerprint, ambiguous version, unreadable input file).
+var ErrUsage = errors.New("usage")
+
+// Node is an rbnode home opened for use: its store, keyring and trust set.
+type Node struct {
+	cfg   Config
+	log   zerolog.Logger
+	store *store.Store
+	now   func() time.Time
+
+	mu      sync.Mutex
+	keyring *attest.Keyring // loaded on first use
+	closeMu sync.Once
+}
+
+// Option adjusts Open.
+type Option func(*Node)
+
+// WithClock makes the node read time from now (tests).
+func WithClock(now func() time.Time) Option { return func(n *Node) { n.now = now } }
+
+// Open validates cfg, creates the home if needed and opens the store.
+func Open(cfg Config, log zerolog.Logger, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("create home %s: %w", cfg.Home, err)
+	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(cfg.Home, StoreDir), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, store: st, now: time.Now}
+	for _, o := range opts {
+		o(n)
+	}
+	return n, nil
+}
+
+// Close closes the store. It is safe to call more than once.
+func (n *Node) Close() error {
+	var err error
+	n.closeMu.Do(func() { err = n.store.Close() })
+	return err
+}
+
+// Config returns the node's configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Store returns the node's store.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Keyring returns every known public key, loading them from the store on
+// first use.
+func (n *Node) Keyring() (*attest.Keyring, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.keyring != nil {
+		return n.keyring, nil
+	}
+	keys, err := n.store.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("load keys: %w", err)
+	}
+	n.keyring = attest.NewKeyring(keys...)
+	return n.keyring, nil
+}
+
+// TrustSet returns the trusted fingerprints and their names.
+func (n *Node) TrustSet() (attest.TrustSet, error) {
+	entries, err := n.store.Trusted()
+	if err != nil {
+		return nil, fmt.Errorf("load trust set: %w", err)
+	}
+	ts := attest.TrustSet{}
+	for _, e := range entries {
+		ts[e.Fingerprint] = e.Name
+	}
+	return ts, nil
+}
+
+// AddKeys stores public keys (merging them with copies already known) and
+// re-verifies the documents they signed, which may have been waiting for
+// the key or may be voided by a revocation it now carries. It returns the
+// keys as now held.
+func (n *Node) AddKeys(keys []*attest.Key) ([]*attest.Key, error) {
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	var held []*attest.Key
+	for _, k := range keys {
+		h := kr.Add(k)
+		if err := n.store.PutKey(h); err != nil {
+			n.mu.Unlock()
+			return nil, fmt.Errorf("store key %s: %w", h.Fingerprint, err)
+		}
+		held = append(held, h)
+	}
+	n.mu.Unlock()
+	if _, err := n.reverify(held); err != nil {
+		return nil, err
+	}
+	return held, nil
+}
+
+// reverify recomputes the verification of every document signed by one of
+// keys' key ids. It returns how many changed.
+func (n *Node) reverify(keys []*attest.Key) (int, error) {
+	kr, err := n.Keyring()
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, k := range keys {
+		for _, kid := range k.KeyIDs() {
+			ids, err := n.store.DocsByKeyID(kid)
+			if err != nil {
+				return changed, err
+			}
+			for _, id := range ids {
+				rec, old, err := n.store.Get(id)
+				if err != nil {
+					return changed, err
+				}
+				p, err := rec.Document().Parse()
+				if err != nil {
+					return changed, fmt.Errorf("re-read stored document %s: %w", id.Short(), err)
+				}
+				v := kr.Verify(rec.Body, p.Sig, n.now())
+				if v == old {
+					continue
+				}
+				if err := n.store.SetVerification(id, v); err != nil {
+					return changed, err
+				}
+				changed++
+			}
+		}
+	}
+	return changed, nil
+}
+
+// Trust adds keys to the trust set under name (empty: the key's own name).
+func (n *Node) Trust(keys []*attest.Key, name string) error {
+	for _, k := range keys {
+		nm := name
+		if nm == "" {
+			nm = k.Name()
+		}
+		if err := n.store.Trust(store.TrustEntry{Fingerprint: k.Fingerprint, Name: nm, AddedAt: n.now().UTC()}); err != nil {
+			return fmt.Errorf("trust %s: %w", k.Fingerprint, err)
+		}
+	}
+	return nil
+}
+
+// TrustFingerprint trusts a key the node already knows.
+func (n *Node) TrustFingerprint(fp, name string) (*attest.Key, error) {
+	fp, err := attest.NormalizeFingerprint(fp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	k := kr.Get(fp)
+	if k == nil {
+		return nil, fmt.Errorf("%w: no known key has fingerprint %s; give its key file instead", ErrUsage, fp)
+	}
+	return k, n.Trust([]*attest.Key{k}, name)
+}
+
+// Untrust removes a fingerprint from the trust set.
+func (n *Node) Untrust(fp string) error {
+	fp, err := attest.NormalizeFingerprint(fp)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	found, err := n.store.Untrust(fp)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: %s is not trusted (see rbnode trust list)", ErrUsage, fp)
+	}
+	return nil
+}
+
+// KeyInfo describes a known key for listings.
+type KeyInfo struct {
+	Fingerprint string     `json:"fingerprint"`
+	UserID      string     `json:"user_id"`
+	Algorithm   string     `json:"algorithm"`
+	Created     time.Time  `json:"created"`
+	Expires     *time.Time `json:"expires,omitempty"`
+	Revoked     string     `json:"revoked,omitempty"`
+	Trusted     bool       `json:"trusted"`
+	TrustName   string     `json:"trust_name,omitempty"`
+	Own         bool       `json:"own"`
+}
+
+// Keys lists every known key with its trust.
+func (n *Node) Keys() ([]KeyInfo, error) {
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return nil, err
+	}
+	own := ""
+	if sk, err := n.BuilderKey(); err == nil {
+		own = sk.Public().Fingerprint
+	}
+	var out []KeyInfo
+	for _, k := range kr.Keys() {
+		out = append(out, keyInfo(k, ts, own))
+	}
+	return out, nil
+}
+
+// TrustList lists the trusted keys. A trusted fingerprint whose key is not
+// known is listed with its name only.
+func (n *Node) TrustList() ([]KeyInfo, error) {
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := n.store.Trusted()
+	if err != nil {
+		return nil, err
+	}
+	ts, _ := n.TrustSet()
+	own := ""
+	if sk, err := n.BuilderKey(); err == nil {
+		own = sk.Public().Fingerprint
+	}
+	var out []KeyInfo
+	for _, e := range entries {
+		if k := kr.Get(e.Fingerprint); k != nil {
+			out = append(out, keyInfo(k, ts, own))
+		} else {
+			out = append(out, KeyInfo{Fingerprint: e.Fingerprint, Trusted: true, TrustName: e.Name})
+		}
+	}
+	return out, nil
+}
+
+func keyInfo(k *attest.Key, ts attest.TrustSet, own string) KeyInfo {
+	name, trusted := ts[k.Fingerprint]
+	ki := KeyInfo{
+		Fingerprint: k.Fingerprint, UserID: k.UserID(), Algorithm: k.Algorithm(),
+		Created: k.Created().UTC(), Trusted: trusted, TrustName: name, Own: k.Fingerprint == own,
+	}
+	if exp, ok := k.Expires(); ok {
+		exp = exp.UTC()
+		ki.Expires = &exp
+	}
+	if reason, at, ok := k.Revocation(); ok {
+		ki.Revoked = fmt.Sprintf("%s on %s", reason, at.UTC().Format("2006-01-02"))
+	}
+	return ki
+}

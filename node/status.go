@@ -1,0 +1,268 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node/store"
+)
+
+// ErrUnknownRelease is returned for a version no stored document names.
+var ErrUnknownRelease = errors.New("no documents for this release")
+
+// quorum returns q, or the configured quorum when q is 0.
+func (n *Node) quorum(q int) int {
+	if q > 0 {
+		return q
+	}
+	return n.cfg.Quorum
+}
+
+// ResolveProject finds the project of a version: the given one, the
+// configured default, or the only project with documents for it.
+func (n *Node) ResolveProject(project, version string) (string, error) {
+	if err := attest.CheckName("version", version); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if project != "" {
+		return project, nil
+	}
+	projects, err := n.store.Projects(version)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n.cfg.Project != "":
+		return n.cfg.Project, nil
+	case len(projects) == 1:
+		return projects[0], nil
+	case len(projects) == 0:
+		return "", fmt.Errorf("version %s: %w", version, ErrUnknownRelease)
+	}
+	return "", fmt.Errorf("%w: version %s exists in several projects (%s); choose one with --project", ErrUsage, version, strings.Join(projects, ", "))
+}
+
+// Status computes the verdict over one release from the stored documents,
+// the trust set and quorum (0: the configured quorum). Rejected input
+// logged for that version is listed in the report too.
+func (n *Node) Status(project, version string, quorum int) (*attest.Report, error) {
+	project, err := n.ResolveProject(project, version)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return nil, err
+	}
+	docs, err := n.store.Release(project, version)
+	if err != nil {
+		return nil, fmt.Errorf("read release %s %s: %w", project, version, err)
+	}
+	claims := make([]attest.Claim, 0, len(docs))
+	for _, d := range docs {
+		p, err := d.Record.Document().Parse()
+		if err != nil {
+			return nil, fmt.Errorf("re-read stored document %s: %w", d.Record.ID.Short(), err)
+		}
+		claims = append(claims, attest.Claim{
+			Doc: d.Record.ID, Signer: d.Record.Signer, File: d.Record.Name,
+			Statement: p.Statement, Verification: d.Verification,
+		})
+	}
+	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
+	rejs, err := n.store.Rejections(version)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range rejs {
+		r.Rejected = append(r.Rejected, attest.DocRef{
+			File: x.File, Signer: x.Signer, KeyID: x.KeyID, Reason: x.Reason, Detail: x.Detail,
+		})
+	}
+	if len(docs) == 0 && len(rejs) == 0 {
+		return nil, fmt.Errorf("%s %s: %w", project, version, ErrUnknownRelease)
+	}
+	return r, nil
+}
+
+// ReleaseSummary is one line of the release list.
+type ReleaseSummary struct {
+	Project   string         `json:"project"`
+	Version   string         `json:"version"`
+	Verdict   attest.Verdict `json:"verdict"`
+	Builders  int            `json:"builders"`
+	Artifacts int            `json:"artifacts"`
+	Agreed    int            `json:"artifacts_in_consensus"`
+	Divergent int            `json:"artifacts_divergent"`
+	Untrusted int            `json:"untrusted"`
+	Rejected  int            `json:"rejected"`
+}
+
+// Releases summarises every release the store knows, for project (all
+// when empty).
+func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
+	keys, err := n.store.Releases()
+	if err != nil {
+		return nil, err
+	}
+	var out []ReleaseSummary
+	for _, k := range keys {
+		if project != "" && k.Project != project {
+			continue
+		}
+		r, err := n.Status(k.Project, k.Version, quorum)
+		if err != nil {
+			return nil, err
+		}
+		s := ReleaseSummary{
+			Project: k.Project, Version: k.Version, Verdict: r.Verdict, Builders: len(r.Builders),
+			Artifacts: len(r.Artifacts), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
+		}
+		for _, a := range r.Artifacts {
+			switch a.Verdict {
+			case attest.Consensus:
+				s.Agreed++
+			case attest.Divergence:
+				s.Divergent++
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// FileOutcome is what rbnode verify says of one local file.
+type FileOutcome string
+
+// The outcomes of verifying a file.
+const (
+	// FileMatch: the file's hash is the consensus hash of its artifact.
+	FileMatch FileOutcome = "match"
+	// FileMismatch: the artifact has a consensus hash and the file differs.
+	FileMismatch FileOutcome = "mismatch"
+	// FileNoConsensus: the artifact is known but has no consensus yet, or
+	// nothing is known about the file at all.
+	FileNoConsensus FileOutcome = "no_consensus"
+)
+
+// FileResult is the verification of one local file.
+type FileResult struct {
+	Path     string           `json:"path"`
+	SHA256   string           `json:"sha256"`
+	Outcome  FileOutcome      `json:"outcome"`
+	Project  string           `json:"project,omitempty"`
+	Version  string           `json:"version,omitempty"`
+	Artifact string           `json:"artifact,omitempty"`
+	Verdict  attest.Verdict   `json:"artifact_verdict,omitempty"`
+	Expected string           `json:"consensus_sha256,omitempty"`
+	Builders []attest.Builder `json:"builders,omitempty"`
+	Detail   string           `json:"detail"`
+}
+
+// VerifyFiles hashes local files and compares each with the consensus hash
+// of the artifact it is: found by its hash among attested artifacts, else by
+// its file name. version (optional) restricts the search to one version.
+func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) ([]FileResult, error) {
+	var out []FileResult
+	cache := map[store.ReleaseKey]*attest.Report{}
+	report := func(k store.ReleaseKey) (*attest.Report, error) {
+		if r, ok := cache[k]; ok {
+			return r, nil
+		}
+		r, err := n.Status(k.Project, k.Version, quorum)
+		cache[k] = r
+		return r, err
+	}
+	for _, p := range paths {
+		sum, err := hashFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		res := FileResult{Path: p, SHA256: sum, Outcome: FileNoConsensus}
+		byName, byHash, err := n.store.ReleasesWith(filepath.Base(p), sum)
+		if err != nil {
+			return nil, err
+		}
+		keep := func(ks []store.ReleaseKey) []store.ReleaseKey {
+			var out []store.ReleaseKey
+			for _, k := range ks {
+				if (version == "" || k.Version == version) && (project == "" || k.Project == project) {
+					out = append(out, k)
+				}
+			}
+			return out
+		}
+		byName, byHash = keep(byName), keep(byHash)
+		decided := false
+		// First: is this hash the consensus of some artifact?
+		for _, k := range byHash {
+			r, err := report(k)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range r.Artifacts {
+				if a.Verdict == attest.Consensus && a.Hashes[0].SHA256 == sum {
+					res.Outcome, res.Project, res.Version, res.Artifact = FileMatch, k.Project, k.Version, a.Name
+					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, a.Hashes[0].Builders
+					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(a.Hashes[0].Builders), k.Project, k.Version, a.Name)
+					decided = true
+					break
+				}
+			}
+			if decided {
+				break
+			}
+		}
+		// Else: what do builders say about an artifact of this name?
+		for _, k := range byName {
+			if decided {
+				break
+			}
+			r, err := report(k)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range r.Artifacts {
+				if a.Name != filepath.Base(p) {
+					continue
+				}
+				res.Project, res.Version, res.Artifact, res.Verdict = k.Project, k.Version, a.Name, a.Verdict
+				switch a.Verdict {
+				case attest.Consensus:
+					res.Outcome, res.Expected, res.Builders = FileMismatch, a.Hashes[0].SHA256, a.Hashes[0].Builders
+					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s", len(a.Hashes[0].Builders), k.Project, k.Version)
+					decided = true
+				case attest.Divergence:
+					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", a.Name, k.Project, k.Version)
+				default:
+					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", a.Name, k.Project, k.Version, r.Quorum)
+				}
+			}
+		}
+		if res.Detail == "" {
+			res.Detail = "no builder has attested a file of this name or hash"
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

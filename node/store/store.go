@@ -1,0 +1,685 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/rbnode/rbnode/attest"
+)
+
+// Layout is the version of the key layout this package writes.
+const Layout = "1"
+
+// MaxRejections bounds the rejection log; the oldest entries go first.
+const MaxRejections = 10000
+
+// ErrLocked is returned when another process has the store open.
+var ErrLocked = errors.New("store is in use by another rbnode process")
+
+// ErrNotFound is returned for a document or key the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// Store is an open Badger store.
+type Store struct {
+	db  *badger.DB
+	log zerolog.Logger
+}
+
+// Options configure Open.
+type Options struct {
+	Dir      string // ignored when InMemory
+	InMemory bool
+	Logger   zerolog.Logger
+}
+
+// Open opens (creating if needed) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.InMemory).
+		WithLogger(badgerLogger{opts.Logger.With().Str("component", "badger").Logger()}).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false)
+	if opts.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	s := &Store{db: db, log: opts.Logger}
+	if err := s.checkLayout(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store. It is safe to call more than once.
+func (s *Store) Close() error {
+	if s.db.IsClosed() {
+		return nil
+	}
+	return s.db.Close()
+}
+
+func (s *Store) checkLayout() error {
+	k := []byte("1/m/layout")
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(k, []byte(Layout))
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if string(v) != Layout {
+				return fmt.Errorf("store layout is %q, this rbnode reads %q", v, Layout)
+			}
+			return nil
+		})
+	})
+}
+
+// Record is a stored document: its exact bytes, where it came from and its
+// statement's coordinates.
+type Record struct {
+	ID         attest.ID   `json:"-"`
+	Kind       attest.Kind `json:"kind"`
+	Project    string      `json:"project"`
+	Version    string      `json:"version"`
+	Signer     string      `json:"signer"`
+	Name       string      `json:"name"`
+	Body       []byte      `json:"body"`
+	Signature  []byte      `json:"signature"`
+	ReceivedAt time.Time   `json:"received_at"`
+	Source     string      `json:"source"`
+}
+
+// Document returns the record as an attest.Document.
+func (r *Record) Document() *attest.Document {
+	return &attest.Document{Kind: r.Kind, Version: r.Version, Signer: r.Signer, Name: r.Name, Body: r.Body, Signature: r.Signature}
+}
+
+// Entry is a document to store: the record, its verification, and what
+// the indexes need from its statement.
+type Entry struct {
+	Record       Record
+	Verification attest.Verification
+	Artifacts    []attest.Entry
+}
+
+func key(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+var (
+	pDoc      = []byte("1/d/")
+	pVer      = []byte("1/v/")
+	pRelease  = []byte("1/r/")
+	pVersion  = []byte("1/n/")
+	pArtifact = []byte("1/a/")
+	pHash     = []byte("1/h/")
+	pIssuer   = []byte("1/i/")
+	pKey      = []byte("1/k/")
+	pTrust    = []byte("1/t/")
+	pReject   = []byte("1/x/")
+	pRejectV  = []byte("1/y/")
+	pSetting  = []byte("1/s/")
+	sep       = []byte{0}
+)
+
+// Has reports whether the document is stored.
+func (s *Store) Has(id attest.ID) (bool, error) {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key(pDoc, id[:]))
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Batch writes many documents with Badger's WriteBatch, which splits work
+// into transactions of allowed size (a single transaction caps out with
+// ErrTxnTooBig on large imports). Entries are durable against a process
+// crash once Flush returns.
+type Batch struct {
+	s  *Store
+	wb *badger.WriteBatch
+	n  int
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, wb: s.db.NewWriteBatch()} }
+
+// Put adds a document and its indexes. Put of a document already stored
+// rewrites identical bytes: documents are content-addressed.
+func (b *Batch) Put(e *Entry) error {
+	r := &e.Record
+	rec, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ver, err := json.Marshal(e.Verification)
+	if err != nil {
+		return err
+	}
+	id := r.ID[:]
+	proj, vers := []byte(r.Project), []byte(r.Version)
+	sets := []struct{ k, v []byte }{
+		{key(pDoc, id), rec},
+		{key(pVer, id), ver},
+		{key(pRelease, proj, sep, vers, sep, id), nil},
+		{key(pVersion, vers, sep, proj), nil},
+	}
+	if e.Verification.KeyID != "" {
+		sets = append(sets, struct{ k, v []byte }{key(pIssuer, []byte(e.Verification.KeyID), []byte("/"), id), nil})
+	}
+	for _, a := range e.Artifacts {
+		sets = append(sets,
+			struct{ k, v []byte }{key(pArtifact, []byte(a.Name), sep, proj, sep, vers), nil},
+			struct{ k, v []byte }{key(pHash, []byte(a.SHA256), sep, proj, sep, vers), nil})
+	}
+	for _, kv := range sets {
+		if err := b.wb.Set(kv.k, kv.v); err != nil {
+			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
+		}
+	}
+	b.n++
+	return nil
+}
+
+// Len returns the number of documents put since the batch started.
+func (b *Batch) Len() int { return b.n }
+
+// Flush writes everything put so far. The batch cannot be used afterwards.
+func (b *Batch) Flush() error {
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("write batch: %w", err)
+	}
+	return nil
+}
+
+// Cancel discards the batch.
+func (b *Batch) Cancel() { b.wb.Cancel() }
+
+// Get returns a stored document and its verification.
+func (s *Store) Get(id attest.ID) (*Record, attest.Verification, error) {
+	var r Record
+	var v attest.Verification
+	err := s.db.View(func(txn *badger.Txn) error {
+		return s.getIn(txn, id, &r, &v)
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, v, fmt.Errorf("document %s: %w", id.Short(), ErrNotFound)
+	}
+	if err != nil {
+		return nil, v, err
+	}
+	return &r, v, nil
+}
+
+func (s *Store) getIn(txn *badger.Txn, id attest.ID, r *Record, v *attest.Verification) error {
+	if err := getJSON(txn, key(pDoc, id[:]), r); err != nil {
+		return err
+	}
+	r.ID = id
+	return getJSON(txn, key(pVer, id[:]), v)
+}
+
+func getJSON(txn *badger.Txn, k []byte, out any) error {
+	item, err := txn.Get(k)
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode %q: %w", k[:4], err)
+		}
+		return nil
+	})
+}
+
+// StoredDoc is a document with its verification, as Release returns it.
+type StoredDoc struct {
+	Record       *Record
+	Verification attest.Verification
+}
+
+// Release returns every document stored for (project, version), in id order.
+func (s *Store) Release(project, version string) ([]StoredDoc, error) {
+	prefix := key(pRelease, []byte(project), sep, []byte(version), sep)
+	var out []StoredDoc
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var id attest.ID
+			copy(id[:], it.Item().Key()[len(prefix):])
+			d := StoredDoc{Record: &Record{}}
+			if err := s.getIn(txn, id, d.Record, &d.Verification); err != nil {
+				return fmt.Errorf("read document %s: %w", id.Short(), err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReleaseKey names a release.
+type ReleaseKey struct {
+	Project string `json:"project"`
+	Version string `json:"version"`
+}
+
+// Projects returns the projects that have documents for version.
+func (s *Store) Projects(version string) ([]string, error) {
+	var out []string
+	prefix := key(pVersion, []byte(version), sep)
+	err := s.keys(prefix, func(k []byte) bool {
+		out = append(out, string(k))
+		return true
+	})
+	return out, err
+}
+
+// Releases returns every release with stored documents, ordered by
+// project, then version in natural order.
+func (s *Store) Releases() ([]ReleaseKey, error) {
+	var out []ReleaseKey
+	err := s.keys(pVersion, func(k []byte) bool {
+		v, p, _ := bytes.Cut(k, sep)
+		out = append(out, ReleaseKey{Project: string(p), Version: string(v)})
+		return true
+	})
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Project != out[j].Project {
+			return out[i].Project < out[j].Project
+		}
+		return VersionLess(out[i].Version, out[j].Version)
+	})
+	return out, err
+}
+
+// ReleasesWith returns the releases naming an artifact (by=name) or
+// carrying a hash (by=sha256).
+func (s *Store) ReleasesWith(artifact, sha256 string) (byName, byHash []ReleaseKey, err error) {
+	split := func(k []byte) ReleaseKey {
+		p, v, _ := bytes.Cut(k, sep)
+		return ReleaseKey{Project: string(p), Version: string(v)}
+	}
+	if artifact != "" {
+		err = s.keys(key(pArtifact, []byte(artifact), sep), func(k []byte) bool {
+			byName = append(byName, split(k))
+			return true
+		})
+	}
+	if err == nil && sha256 != "" {
+		err = s.keys(key(pHash, []byte(sha256), sep), func(k []byte) bool {
+			byHash = append(byHash, split(k))
+			return true
+		})
+	}
+	return byName, byHash, err
+}
+
+// keys calls fn with the rest of every key under prefix, in order.
+func (s *Store) keys(prefix []byte, fn func(rest []byte) bool) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if !fn(it.Item().KeyCopy(nil)[len(prefix):]) {
+				break
+			}
+		}
+		return nil
+	})
+}
+
+// Range calls fn for each stored document id with the given prefix, in
+// ascending order, until fn returns false.
+func (s *Store) Range(prefix []byte, fn func(id attest.ID) bool) error {
+	return s.keys(key(pDoc, prefix), func(rest []byte) bool {
+		var id attest.ID
+		copy(id[len(prefix):], rest)
+		copy(id[:], prefix)
+		return fn(id)
+	})
+}
+
+// Count returns the number of stored documents.
+func (s *Store) Count() (int, error) {
+	n := 0
+	err := s.keys(pDoc, func([]byte) bool { n++; return true })
+	return n, err
+}
+
+// DocsByKeyID returns the ids of documents whose signature names key id.
+func (s *Store) DocsByKeyID(keyID string) ([]attest.ID, error) {
+	var out []attest.ID
+	err := s.keys(key(pIssuer, []byte(keyID), []byte("/")), func(rest []byte) bool {
+		var id attest.ID
+		copy(id[:], rest)
+		out = append(out, id)
+		return true
+	})
+	return out, err
+}
+
+// SetVerification replaces a document's verification (after its key
+// changed).
+func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(key(pDoc, id[:])); err != nil {
+			return fmt.Errorf("document %s: %w", id.Short(), err)
+		}
+		return txn.Set(key(pVer, id[:]), b)
+	})
+}
+
+// PutKey stores a public key under its fingerprint, replacing an older
+// copy (the caller merges copies first).
+func (s *Store) PutKey(k *attest.Key) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(pKey, []byte(k.Fingerprint)), k.Bytes())
+	})
+}
+
+// Keys returns every stored public key, ordered by fingerprint.
+func (s *Store) Keys() ([]*attest.Key, error) {
+	var out []*attest.Key
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pKey, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			b, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			ks, err := attest.ReadKeys(b)
+			if err != nil {
+				return fmt.Errorf("stored key %s: %w", it.Item().Key()[len(pKey):], err)
+			}
+			out = append(out, ks...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// KeyBytes returns a stored key's certificate, or ErrNotFound.
+func (s *Store) KeyBytes(fp string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pKey, []byte(fp)))
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("key %s: %w", fp, ErrNotFound)
+	}
+	return out, err
+}
+
+// TrustEntry is one trusted builder.
+type TrustEntry struct {
+	Fingerprint string    `json:"fingerprint"`
+	Name        string    `json:"name"`
+	AddedAt     time.Time `json:"added_at"`
+}
+
+// Trust adds (or renames) a trusted fingerprint.
+func (s *Store) Trust(e TrustEntry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(pTrust, []byte(e.Fingerprint)), b)
+	})
+}
+
+// Untrust removes a fingerprint from the trust set. It reports whether it
+// was there.
+func (s *Store) Untrust(fp string) (bool, error) {
+	found := false
+	err := s.db.Update(func(txn *badger.Txn) error {
+		k := key(pTrust, []byte(fp))
+		if _, err := txn.Get(k); err != nil {
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil
+			}
+			return err
+		}
+		found = true
+		return txn.Delete(k)
+	})
+	return found, err
+}
+
+// Trusted returns the trust set, ordered by fingerprint.
+func (s *Store) Trusted() ([]TrustEntry, error) {
+	var out []TrustEntry
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pTrust, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var e TrustEntry
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Rejection is one piece of input that was refused, and why.
+type Rejection struct {
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"`
+	Version string    `json:"version,omitempty"`
+	Signer  string    `json:"signer,omitempty"`
+	File    string    `json:"file,omitempty"`
+	KeyID   string    `json:"key_id,omitempty"`
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail"`
+}
+
+// AddRejections appends to the rejection log, dropping the oldest entries
+// beyond MaxRejections. A rejection already logged with the same source,
+// reason and detail is not logged again, so re-importing a tree does not
+// grow the log.
+func (s *Store) AddRejections(rs []Rejection) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		first, next, err := rejectBounds(txn)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, r := range rs {
+			dk := key(pSetting, []byte("rejected/"), []byte(r.Source+"\x00"+r.Reason+"\x00"+r.Detail))
+			if seen[string(dk)] {
+				continue
+			}
+			seen[string(dk)] = true
+			if _, err := txn.Get(dk); err == nil {
+				continue
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			seq := seqKey(next)
+			if err := txn.Set(key(pReject, seq), b); err != nil {
+				return err
+			}
+			if err := txn.Set(dk, seq); err != nil {
+				return err
+			}
+			if r.Version != "" {
+				if err := txn.Set(key(pRejectV, []byte(r.Version), sep, seq), nil); err != nil {
+					return err
+				}
+			}
+			next++
+		}
+		for ; next-first > MaxRejections; first++ {
+			if err := dropRejection(txn, first); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(key(pSetting, []byte("reject-first")), seqKey(first)); err != nil {
+			return err
+		}
+		return txn.Set(key(pSetting, []byte("reject-next")), seqKey(next))
+	})
+}
+
+func dropRejection(txn *badger.Txn, seq uint64) error {
+	var r Rejection
+	k := key(pReject, seqKey(seq))
+	if err := getJSON(txn, k, &r); err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}
+	for _, d := range [][]byte{
+		k,
+		key(pRejectV, []byte(r.Version), sep, seqKey(seq)),
+		key(pSetting, []byte("rejected/"), []byte(r.Source+"\x00"+r.Reason+"\x00"+r.Detail)),
+	} {
+		if err := txn.Delete(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rejectBounds(txn *badger.Txn) (first, next uint64, err error) {
+	read := func(name string) (uint64, error) {
+		item, err := txn.Get(key(pSetting, []byte(name)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		var n uint64
+		err = item.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return errors.New("bad rejection counter")
+			}
+			n = binary.BigEndian.Uint64(b)
+			return nil
+		})
+		return n, err
+	}
+	if first, err = read("reject-first"); err != nil {
+		return
+	}
+	next, err = read("reject-next")
+	return
+}
+
+func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// Rejections returns the logged rejections for version (all when version
+// is empty), oldest first.
+func (s *Store) Rejections(version string) ([]Rejection, error) {
+	var out []Rejection
+	err := s.db.View(func(txn *badger.Txn) error {
+		if version == "" {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: pReject, PrefetchValues: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				var r Rejection
+				if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
+					return err
+				}
+				out = append(out, r)
+			}
+			return nil
+		}
+		prefix := key(pRejectV, []byte(version), sep)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Rejection
+			if err := getJSON(txn, key(pReject, it.Item().Key()[len(prefix):]), &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetSetting and PutSetting keep small named values (the node's own
+// settings and counters).
+func (s *Store) GetSetting(name string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pSetting, []byte(name)))
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return out, err
+}
+
+// PutSetting stores a small named value.
+func (s *Store) PutSetting(name string, v []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(key(pSetting, []byte(name)), v) })
+}
+
+// Exists reports whether dir already holds a store.
+func Exists(dir string) bool {
+	_, err := os.Stat(dir + "/MANIFEST")
+	return err == nil
+}
+
+type badgerLogger struct{ l zerolog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error().Msgf(strings.TrimSpace(f), a...) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn().Msgf(strings.TrimSpace(f), a...) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug().Msgf(strings.TrimSpace(f), a...) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Trace().Msgf(strings.TrimSpace(f), a...) }
