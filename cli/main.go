@@ -137,10 +137,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed and mapped to exit codes by Main, never here.
-		ExitErrHandler:  func(*ucli.Context, error) {},
-		HideHelpCommand: true,
-		Suggest:         true,
-		Flags:           globalFlags(),
+		ExitErrHandler: func(*ucli.Context, error) {},
+		Suggest:        true,
+		Flags:          globalFlags(),
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
 			return &usageError{err}
 		},

@@ -1,0 +1,95 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rbnode/rbnode/cli"
+)
+
+// run calls cli.Main in-process and returns the exit code and outputs.
+func run(t *testing.T, home string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	t.Setenv("RBNODE_HOME", home)
+	code := cli.Main(append([]string{"rbnode"}, args...), strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestExitCodes pins the exit code of every kind of outcome: release
+// scripts depend on them (docs/cli.md).
+func TestExitCodes(t *testing.T) {
+	home := t.TempDir()
+	keys := "../testdata/guix.sigs/builder-keys/"
+	if code, _, stderr := run(t, home, "import", "../testdata/guix.sigs"); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := run(t, home, "trust", "add", keys+"fanquake.gpg", keys+"achow101.gpg", keys+"hebasto.gpg"); code != 0 {
+		t.Fatalf("trust add: exit %d: %s", code, stderr)
+	}
+	file := filepath.Join(t.TempDir(), "bitcoin-29.2-x86_64-linux-gnu.tar.gz")
+	os.WriteFile(file, []byte("not the real one"), 0o644)
+
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"status", "29.2"}, cli.ExitOK},
+		{[]string{"status", "29.2", "--json"}, cli.ExitOK},
+		{[]string{"status"}, cli.ExitOK},
+		{[]string{"status", "26.0rc1"}, cli.ExitNegative},
+		{[]string{"status", "26.0rc1", "--json"}, cli.ExitNegative},
+		{[]string{"status", "29.2", "--quorum", "4"}, cli.ExitInconclusive},
+		{[]string{"status", "9.9"}, cli.ExitInconclusive},
+		{[]string{"verify", file}, cli.ExitNegative},
+		{[]string{"verify", "--quorum", "9", file}, cli.ExitInconclusive},
+		{[]string{"status", "29.2", "--quorum", "0"}, cli.ExitUsage},
+		{[]string{"status", "29.2", "--quorum", "x"}, cli.ExitUsage},
+		{[]string{"status", "--no-such-flag"}, cli.ExitUsage},
+		{[]string{"no-such-command"}, cli.ExitUsage},
+		{[]string{"status", "a/b"}, cli.ExitUsage},
+		{[]string{"import"}, cli.ExitUsage},
+		{[]string{"import", "/does/not/exist"}, cli.ExitUsage},
+		{[]string{"sign", file}, cli.ExitUsage}, // no builder key
+		{[]string{"trust", "remove", "00"}, cli.ExitUsage},
+		{[]string{"verify", "/does/not/exist"}, cli.ExitUsage},
+		{[]string{"--version"}, cli.ExitOK},
+		{[]string{"help"}, cli.ExitOK},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := run(t, home, c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+			if code == cli.ExitUsage && !strings.Contains(stderr, "rbnode: error: ") {
+				t.Fatalf("usage error without a message: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestBadConfigIsAUsageError checks the config file rules: unknown keys
+// and bad values are refused with the file named.
+func TestBadConfigIsAUsageError(t *testing.T) {
+	home := t.TempDir()
+	for _, c := range []struct{ config, want string }{
+		{"quorum = 3\nquorom = 4\n", "unknown key quorom"},
+		{"quorum = -1\n", "quorum must be at least 1"},
+		{"quorum = \"three\"\n", "config"},
+		{"log_level = \"loud\"\n", "log_level"},
+	} {
+		os.WriteFile(filepath.Join(home, "config.toml"), []byte(c.config), 0o600)
+		code, _, stderr := run(t, home, "status")
+		if code != cli.ExitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("config %q: exit %d, stderr %q; want exit 2 mentioning %q", c.config, code, stderr, c.want)
+		}
+	}
+	// Flags beat the file.
+	os.WriteFile(filepath.Join(home, "config.toml"), []byte("quorum = 50\n"), 0o600)
+	if code, _, stderr := run(t, home, "status", "--quorum", "2"); code != cli.ExitOK {
+		t.Errorf("flag over config: exit %d: %s", code, stderr)
+	}
+}
