@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -53,27 +56,31 @@ type File struct {
 }
 
 // wire mirrors the JSON; pointers tell a missing field from a zero one.
+// Numbers and nullable strings are raw: encoding/json sets a pointer to nil
+// for a JSON null (a null field would look missing) and decodes a quoted
+// "123" into a json.Number (a string would pass for a number). A RawMessage
+// receives the value's exact text and stays empty when the field is absent.
 type attestationWire struct {
-	Schema            *string          `json:"schema"`
-	Package           *string          `json:"package"`
-	Version           *string          `json:"version"`
-	GitCommit         *string          `json:"git_commit"`
-	SourceDateEpoch   *json.Number     `json:"source_date_epoch"`
-	GuixSystem        *string          `json:"guix_system"`
-	RustTarget        *string          `json:"rust_target"`
-	Artifact          *fileWire        `json:"artifact"`
-	Distsrc           *fileWire        `json:"distsrc"`
-	GuixChannelCommit *json.RawMessage `json:"guix_channel_commit"`
-	RustcVersion      *json.RawMessage `json:"rustc_version"`
-	CargoVersion      *json.RawMessage `json:"cargo_version"`
-	BuilderID         *string          `json:"builder_id"`
-	AttestedAt        *string          `json:"attested_at"`
+	Schema            *string         `json:"schema"`
+	Package           *string         `json:"package"`
+	Version           *string         `json:"version"`
+	GitCommit         *string         `json:"git_commit"`
+	SourceDateEpoch   json.RawMessage `json:"source_date_epoch"`
+	GuixSystem        *string         `json:"guix_system"`
+	RustTarget        *string         `json:"rust_target"`
+	Artifact          *fileWire       `json:"artifact"`
+	Distsrc           *fileWire       `json:"distsrc"`
+	GuixChannelCommit json.RawMessage `json:"guix_channel_commit"`
+	RustcVersion      json.RawMessage `json:"rustc_version"`
+	CargoVersion      json.RawMessage `json:"cargo_version"`
+	BuilderID         *string         `json:"builder_id"`
+	AttestedAt        *string         `json:"attested_at"`
 }
 
 type fileWire struct {
-	Filename *string      `json:"filename"`
-	SHA256   *string      `json:"sha256"`
-	Size     *json.Number `json:"size"`
+	Filename *string         `json:"filename"`
+	SHA256   *string         `json:"sha256"`
+	Size     json.RawMessage `json:"size"`
 }
 
 // DecodeAttestation parses and checks an attestation.json exactly as signed.
@@ -86,7 +93,7 @@ func DecodeAttestation(b []byte) (*Attestation, error) {
 	if !utf8.Valid(b) {
 		return nil, fmt.Errorf("attestation is not UTF-8: %w", ErrMalformed)
 	}
-	if err := checkJSONObject(b); err != nil {
+	if err := checkJSONObject(b, attestationKeys); err != nil {
 		return nil, fmt.Errorf("attestation: %w: %w", err, ErrMalformed)
 	}
 	var w attestationWire
@@ -226,13 +233,13 @@ func hexField(what, s string, n int) (string, error) {
 	return string(out), nil
 }
 
-func intField(what string, n *json.Number) (int64, error) {
-	if n == nil {
+func intField(what string, n json.RawMessage) (int64, error) {
+	if len(n) == 0 {
 		return 0, fmt.Errorf("required field %q is missing", what)
 	}
-	v, err := strconv.ParseInt(n.String(), 10, 64)
+	v, err := strconv.ParseInt(string(n), 10, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%s must be a non-negative integer, got %s", what, n.String())
+		return 0, fmt.Errorf("%s must be a non-negative integer, got %.40s", what, n)
 	}
 	return v, nil
 }
@@ -240,15 +247,15 @@ func intField(what string, n *json.Number) (int64, error) {
 // maxFreeText caps toolchain strings, which only ever hold one line.
 const maxFreeText = 1024
 
-func nullableString(what string, raw *json.RawMessage) (*string, error) {
-	if raw == nil {
+func nullableString(what string, raw json.RawMessage) (*string, error) {
+	if len(raw) == 0 {
 		return nil, fmt.Errorf("required field %q is missing (it may be null)", what)
 	}
-	if string(*raw) == "null" {
+	if string(raw) == "null" {
 		return nil, nil
 	}
 	var s string
-	if err := json.Unmarshal(*raw, &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("%s must be a string or null", what)
 	}
 	if len(s) > maxFreeText {
@@ -260,7 +267,11 @@ func nullableString(what string, raw *json.RawMessage) (*string, error) {
 // checkJSONObject makes sure b is one JSON object with no duplicate keys at
 // any depth and nothing after it. Two parsers that resolve duplicates
 // differently would read two different statements from one signature.
-func checkJSONObject(b []byte) error {
+// encoding/json matches keys to fields without regard to case, so keys that
+// differ only in case are duplicates too, and a key that is one of known
+// (folded name -> name) spelled in another case is refused: Python would
+// not see it at all.
+func checkJSONObject(b []byte, known map[string]string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -270,7 +281,7 @@ func checkJSONObject(b []byte) error {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return errors.New("not a JSON object")
 	}
-	if err := checkObject(dec, 1); err != nil {
+	if err := checkObject(dec, 1, known); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err == nil {
@@ -281,22 +292,29 @@ func checkJSONObject(b []byte) error {
 
 const maxJSONDepth = 16
 
-func checkObject(dec *json.Decoder, depth int) error {
+func checkObject(dec *json.Decoder, depth int, known map[string]string) error {
 	if depth > maxJSONDepth {
 		return errors.New("JSON nested too deeply")
 	}
-	seen := map[string]bool{}
+	seen := map[string]string{} // folded key -> key
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return errors.New(jsonErr(err))
 		}
 		key, _ := tok.(string)
-		if seen[key] {
-			return fmt.Errorf("duplicate key %q", key)
+		f := foldKey(key)
+		if prev, ok := seen[f]; ok {
+			if prev == key {
+				return fmt.Errorf("duplicate key %q", key)
+			}
+			return fmt.Errorf("duplicate key: %q and %q differ only in case", prev, key)
 		}
-		seen[key] = true
-		if err := checkValue(dec, depth); err != nil {
+		if name, ok := known[f]; ok && name != key {
+			return fmt.Errorf("key %q must be spelled %q", key, name)
+		}
+		seen[f] = key
+		if err := checkValue(dec, depth, known); err != nil {
 			return err
 		}
 	}
@@ -307,7 +325,7 @@ func checkObject(dec *json.Decoder, depth int) error {
 	return nil
 }
 
-func checkValue(dec *json.Decoder, depth int) error {
+func checkValue(dec *json.Decoder, depth int, known map[string]string) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return errors.New(jsonErr(err))
@@ -318,13 +336,13 @@ func checkValue(dec *json.Decoder, depth int) error {
 	}
 	switch d {
 	case '{':
-		return checkObject(dec, depth+1)
+		return checkObject(dec, depth+1, known)
 	case '[':
 		if depth+1 > maxJSONDepth {
 			return errors.New("JSON nested too deeply")
 		}
 		for dec.More() {
-			if err := checkValue(dec, depth+1); err != nil {
+			if err := checkValue(dec, depth+1, known); err != nil {
 				return err
 			}
 		}
@@ -335,6 +353,36 @@ func checkValue(dec *json.Decoder, depth int) error {
 	}
 	return nil
 }
+
+// foldKey folds a key as encoding/json does when it matches keys to struct
+// fields: ASCII case and Unicode simple folding ("ſ" matches "s").
+func foldKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		for {
+			f := unicode.SimpleFold(r)
+			if f <= r {
+				return f
+			}
+			r = f
+		}
+	}, s)
+}
+
+// jsonKeys maps the folded JSON names of the fields of the given structs to
+// the names.
+func jsonKeys(structs ...any) map[string]string {
+	m := map[string]string{}
+	for _, s := range structs {
+		t := reflect.TypeOf(s)
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			m[foldKey(name)] = name
+		}
+	}
+	return m
+}
+
+var attestationKeys = jsonKeys(attestationWire{}, fileWire{})
 
 func jsonErr(err error) string {
 	var se *json.SyntaxError

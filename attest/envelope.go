@@ -33,6 +33,8 @@ type envelopeWire struct {
 	Key       []byte `json:"key"`
 }
 
+var envelopeKeys = jsonKeys(envelopeWire{})
+
 // Encode writes the envelope as one JSON object (byte fields in base64).
 func (e *Envelope) Encode() []byte {
 	b, _ := json.Marshal(envelopeWire{
@@ -49,7 +51,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("envelope is %d bytes, more than %d: %w", len(b), MaxEnvelopeSize, ErrMalformed)
 	}
-	if err := checkJSONObject(b); err != nil {
+	if err := checkJSONObject(b, envelopeKeys); err != nil {
 		return nil, fmt.Errorf("envelope: %w: %w", err, ErrMalformed)
 	}
 	var w envelopeWire

@@ -3,8 +3,10 @@ package attest_test
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,4 +424,25 @@ func (g *gpgHome) secretEntity(fpr string) *openpgp.Entity {
 		g.t.Fatalf("read gpg's secret key: %v (%d keys)", err, len(el))
 	}
 	return el[0]
+}
+
+// testKey returns a deterministic rbnode signing key for name, created on
+// 2024-01-01: the same name always gives the same key.
+func testKey(t testing.TB, name string) *attest.SecretKey {
+	t.Helper()
+	sk, err := attest.GenerateKey(name, strings.ToLower(name)+"@example.org", day(2024, time.January, 1), rand.NewChaCha8(sha256.Sum256([]byte(name))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk
+}
+
+// mustSign signs body with sk at when.
+func mustSign(t testing.TB, sk *attest.SecretKey, body []byte, when time.Time) []byte {
+	t.Helper()
+	sig, err := sk.Sign(body, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
 }

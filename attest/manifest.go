@@ -92,7 +92,8 @@ func parseEntry(line []byte) (Entry, error) {
 }
 
 // Encode writes the manifest back in sha256sum's format. For any input
-// ParseManifest accepted with a final newline, Encode returns the same bytes.
+// ParseManifest accepted with a final newline and lowercase hashes (as
+// sha256sum writes them), Encode returns the same bytes.
 func (m *Manifest) Encode() []byte {
 	var b bytes.Buffer
 	for _, e := range m.Entries {

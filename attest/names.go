@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxNameLen caps every name that may become a path component.
@@ -27,7 +28,13 @@ func CheckName(what, s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if !nameByte(s[i]) {
-			return fmt.Errorf("%s %q has byte %q at %d; only A-Z a-z 0-9 . _ + - are allowed: %w", what, s, s[i], i, ErrBadName)
+			// Name the character, not its first byte as a Latin-1 rune
+			// ("ï" is not 'Ã'); an invalid byte shows as "\xff".
+			bad := s[i : i+1]
+			if _, n := utf8.DecodeRuneInString(s[i:]); n > 1 {
+				bad = s[i : i+n]
+			}
+			return fmt.Errorf("%s %q has %q at byte %d; only A-Z a-z 0-9 . _ + - are allowed: %w", what, s, bad, i, ErrBadName)
 		}
 	}
 	return nil
