@@ -94,17 +94,28 @@ func newLogger(c *ucli.Context, level string) zerolog.Logger {
 }
 
 // openNode loads the configuration and opens the node's home.
-func openNode(c *ucli.Context) (*node.Node, error) {
+func openNode(c *ucli.Context, opts ...node.Option) (*node.Node, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	return node.Open(cfg, newLogger(c, cfg.LogLevel))
+	return node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
 }
 
 // withNode runs fn with an open node and closes it afterwards.
 func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	n, err := openNode(c)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return fn(n)
+}
+
+// readNode is withNode for commands that only read: the store is opened
+// shared and read-only, which is much faster.
+func readNode(c *ucli.Context, fn func(*node.Node) error) error {
+	n, err := openNode(c, node.ReadOnly())
 	if err != nil {
 		return err
 	}

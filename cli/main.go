@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -52,8 +53,15 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(forma
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(stderr)
 	defer stop()
-	app := newApp(stdin, stdout, stderr)
+	// Results are written in one go: a status matrix is hundreds of
+	// small writes, each a system call when unbuffered.
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	app := newApp(stdin, out, stderr)
 	err := app.RunContext(ctx, interspersed(app, args))
+	if ferr := out.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("write output: %w", ferr)
+	}
 	return report(err, stderr)
 }
 

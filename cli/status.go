@@ -23,7 +23,7 @@ func statusCommand() *ucli.Command {
 			if c.NArg() > 1 {
 				return usagef("status takes at most one VERSION")
 			}
-			return withNode(c, func(n *node.Node) error {
+			return readNode(c, func(n *node.Node) error {
 				if c.NArg() == 0 {
 					list, err := n.Releases(c.String("project"), 0)
 					if err != nil {
@@ -240,7 +240,7 @@ func verifyCommand() *ucli.Command {
 			if c.NArg() == 0 {
 				return usagef("verify needs at least one FILE")
 			}
-			return withNode(c, func(n *node.Node) error {
+			return readNode(c, func(n *node.Node) error {
 				res, err := n.VerifyFiles(c.Args().Slice(), c.String("project"), c.String("version"), 0)
 				if err != nil {
 					if errors.Is(err, node.ErrUnknownRelease) {

@@ -310,8 +310,7 @@ func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
 			Signer: d.Signer, Name: d.Name, Body: body, Signature: sig,
 			ReceivedAt: now.UTC(), Source: "import",
 		},
-		Verification: v,
-		Artifacts:    p.Statement.Artifacts,
+		Meta: store.Meta{ID: p.ID, Verification: v, Signer: d.Signer, File: d.Name, Statement: p.Statement},
 	}}
 }
 
@@ -376,7 +375,7 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				batch.Cancel()
 				return err
 			}
-			pending[id] = r.entry.Verification.Status
+			pending[id] = r.entry.Meta.Verification.Status
 		}
 		if len(pending)+len(rejs) >= importBatch {
 			if err := flush(); err != nil {

@@ -28,6 +28,7 @@ type Node struct {
 	log   zerolog.Logger
 	store *store.Store
 	now   func() time.Time
+	ro    bool
 
 	mu      sync.Mutex
 	keyring *attest.Keyring // loaded on first use
@@ -40,6 +41,11 @@ type Option func(*Node)
 // WithClock makes the node read time from now (tests).
 func WithClock(now func() time.Time) Option { return func(n *Node) { n.now = now } }
 
+// ReadOnly opens the store shared and read-only, for commands that only
+// read (status, verify, listings): much faster to open, and several may
+// run at once. Writing through such a node fails.
+func ReadOnly() Option { return func(n *Node) { n.ro = true } }
+
 // Open validates cfg, creates the home if needed and opens the store.
 func Open(cfg Config, log zerolog.Logger, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
@@ -48,14 +54,15 @@ func Open(cfg Config, log zerolog.Logger, opts ...Option) (*Node, error) {
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("create home %s: %w", cfg.Home, err)
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(cfg.Home, StoreDir), Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	n := &Node{cfg: cfg, log: log, store: st, now: time.Now}
+	n := &Node{cfg: cfg, log: log, now: time.Now}
 	for _, o := range opts {
 		o(n)
 	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(cfg.Home, StoreDir), Logger: log, ReadOnly: n.ro})
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
 	return n, nil
 }
 
@@ -142,7 +149,7 @@ func (n *Node) reverify(keys []*attest.Key) (int, error) {
 				return changed, err
 			}
 			for _, id := range ids {
-				rec, old, err := n.store.Get(id)
+				rec, meta, err := n.store.Get(id)
 				if err != nil {
 					return changed, err
 				}
@@ -151,7 +158,7 @@ func (n *Node) reverify(keys []*attest.Key) (int, error) {
 					return changed, fmt.Errorf("re-read stored document %s: %w", id.Short(), err)
 				}
 				v := kr.Verify(rec.Body, p.Sig, n.now())
-				if v == old {
+				if v == meta.Verification {
 					continue
 				}
 				if err := n.store.SetVerification(id, v); err != nil {

@@ -31,14 +31,26 @@ var ErrNotFound = errors.New("not found")
 
 // Store is an open Badger store.
 type Store struct {
-	db  *badger.DB
-	log zerolog.Logger
+	db       *badger.DB
+	log      zerolog.Logger
+	readOnly bool
+}
+
+func isLockError(err error) bool {
+	return strings.Contains(err.Error(), "Cannot acquire directory lock")
 }
 
 // Options configure Open.
 type Options struct {
 	Dir      string // ignored when InMemory
 	InMemory bool
+	// ReadOnly opens the store shared, for commands that only read: it
+	// takes a fraction of a millisecond where a writable open takes
+	// several, and any number of readers may have it open at once. A
+	// store that does not exist yet, or that a crashed writer left with
+	// an unreplayed log, cannot be opened read-only; Open then falls back
+	// to a writable open, which creates or replays it.
+	ReadOnly bool
 	Logger   zerolog.Logger
 }
 
@@ -57,16 +69,29 @@ func Open(opts Options) (*Store, error) {
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}
+	if opts.ReadOnly && !opts.InMemory && Exists(opts.Dir) {
+		db, err := badger.Open(bo.WithReadOnly(true))
+		if err == nil {
+			return opened(&Store{db: db, log: opts.Logger, readOnly: true})
+		}
+		if isLockError(err) {
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, ErrLocked)
+		}
+		opts.Logger.Debug().Err(err).Msg("read-only open failed; opening writable to recover")
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		if isLockError(err) {
 			return nil, fmt.Errorf("open store %s: %w", opts.Dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: opts.Logger}
+	return opened(&Store{db: db, log: opts.Logger})
+}
+
+func opened(s *Store) (*Store, error) {
 	if err := s.checkLayout(); err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
@@ -82,9 +107,13 @@ func (s *Store) Close() error {
 
 func (s *Store) checkLayout() error {
 	k := []byte("1/m/layout")
-	return s.db.Update(func(txn *badger.Txn) error {
+	update := s.db.Update
+	if s.readOnly {
+		update = s.db.View
+	}
+	return update(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, badger.ErrKeyNotFound) && !s.readOnly {
 			return txn.Set(k, []byte(Layout))
 		}
 		if err != nil {
@@ -119,12 +148,22 @@ func (r *Record) Document() *attest.Document {
 	return &attest.Document{Kind: r.Kind, Version: r.Version, Signer: r.Signer, Name: r.Name, Body: r.Body, Signature: r.Signature}
 }
 
-// Entry is a document to store: the record, its verification, and what
-// the indexes need from its statement.
+// Meta is what the verdict needs of a stored document: how its signature
+// was judged and what it claims. It is derived from the document (kept
+// beside it so that a status never re-reads and re-parses bodies) and is
+// rewritten when the signer's key changes.
+type Meta struct {
+	ID           attest.ID           `json:"-"`
+	Verification attest.Verification `json:"verification"`
+	Signer       string              `json:"signer"`
+	File         string              `json:"file"`
+	Statement    attest.Statement    `json:"statement"`
+}
+
+// Entry is a document to store with its meta.
 type Entry struct {
-	Record       Record
-	Verification attest.Verification
-	Artifacts    []attest.Entry
+	Record Record
+	Meta   Meta
 }
 
 func key(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -178,7 +217,7 @@ func (b *Batch) Put(e *Entry) error {
 	if err != nil {
 		return err
 	}
-	ver, err := json.Marshal(e.Verification)
+	meta, err := json.Marshal(e.Meta)
 	if err != nil {
 		return err
 	}
@@ -186,14 +225,14 @@ func (b *Batch) Put(e *Entry) error {
 	proj, vers := []byte(r.Project), []byte(r.Version)
 	sets := []struct{ k, v []byte }{
 		{key(pDoc, id), rec},
-		{key(pVer, id), ver},
+		{key(pVer, id), meta},
 		{key(pRelease, proj, sep, vers, sep, id), nil},
 		{key(pVersion, vers, sep, proj), nil},
 	}
-	if e.Verification.KeyID != "" {
-		sets = append(sets, struct{ k, v []byte }{key(pIssuer, []byte(e.Verification.KeyID), []byte("/"), id), nil})
+	if kid := e.Meta.Verification.KeyID; kid != "" {
+		sets = append(sets, struct{ k, v []byte }{key(pIssuer, []byte(kid), []byte("/"), id), nil})
 	}
-	for _, a := range e.Artifacts {
+	for _, a := range e.Meta.Statement.Artifacts {
 		sets = append(sets,
 			struct{ k, v []byte }{key(pArtifact, []byte(a.Name), sep, proj, sep, vers), nil},
 			struct{ k, v []byte }{key(pHash, []byte(a.SHA256), sep, proj, sep, vers), nil})
@@ -221,28 +260,22 @@ func (b *Batch) Flush() error {
 // Cancel discards the batch.
 func (b *Batch) Cancel() { b.wb.Cancel() }
 
-// Get returns a stored document and its verification.
-func (s *Store) Get(id attest.ID) (*Record, attest.Verification, error) {
-	var r Record
-	var v attest.Verification
+// Get returns a stored document and its meta.
+func (s *Store) Get(id attest.ID) (*Record, *Meta, error) {
+	r, m := &Record{ID: id}, &Meta{ID: id}
 	err := s.db.View(func(txn *badger.Txn) error {
-		return s.getIn(txn, id, &r, &v)
+		if err := getJSON(txn, key(pDoc, id[:]), r); err != nil {
+			return err
+		}
+		return getJSON(txn, key(pVer, id[:]), m)
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, v, fmt.Errorf("document %s: %w", id.Short(), ErrNotFound)
+		return nil, nil, fmt.Errorf("document %s: %w", id.Short(), ErrNotFound)
 	}
 	if err != nil {
-		return nil, v, err
+		return nil, nil, err
 	}
-	return &r, v, nil
-}
-
-func (s *Store) getIn(txn *badger.Txn, id attest.ID, r *Record, v *attest.Verification) error {
-	if err := getJSON(txn, key(pDoc, id[:]), r); err != nil {
-		return err
-	}
-	r.ID = id
-	return getJSON(txn, key(pVer, id[:]), v)
+	return r, m, nil
 }
 
 func getJSON(txn *badger.Txn, k []byte, out any) error {
@@ -258,27 +291,21 @@ func getJSON(txn *badger.Txn, k []byte, out any) error {
 	})
 }
 
-// StoredDoc is a document with its verification, as Release returns it.
-type StoredDoc struct {
-	Record       *Record
-	Verification attest.Verification
-}
-
-// Release returns every document stored for (project, version), in id order.
-func (s *Store) Release(project, version string) ([]StoredDoc, error) {
+// Release returns the meta of every document stored for (project,
+// version), in id order. It reads no document bodies.
+func (s *Store) Release(project, version string) ([]*Meta, error) {
 	prefix := key(pRelease, []byte(project), sep, []byte(version), sep)
-	var out []StoredDoc
+	var out []*Meta
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var id attest.ID
-			copy(id[:], it.Item().Key()[len(prefix):])
-			d := StoredDoc{Record: &Record{}}
-			if err := s.getIn(txn, id, d.Record, &d.Verification); err != nil {
-				return fmt.Errorf("read document %s: %w", id.Short(), err)
+			m := &Meta{}
+			copy(m.ID[:], it.Item().Key()[len(prefix):])
+			if err := getJSON(txn, key(pVer, m.ID[:]), m); err != nil {
+				return fmt.Errorf("read document %s: %w", m.ID.Short(), err)
 			}
-			out = append(out, d)
+			out = append(out, m)
 		}
 		return nil
 	})
@@ -389,13 +416,15 @@ func (s *Store) DocsByKeyID(keyID string) ([]attest.ID, error) {
 // SetVerification replaces a document's verification (after its key
 // changed).
 func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
 	return s.db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key(pDoc, id[:])); err != nil {
+		var m Meta
+		if err := getJSON(txn, key(pVer, id[:]), &m); err != nil {
 			return fmt.Errorf("document %s: %w", id.Short(), err)
+		}
+		m.Verification = v
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
 		}
 		return txn.Set(key(pVer, id[:]), b)
 	})
