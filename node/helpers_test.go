@@ -2,8 +2,8 @@ package node
 
 import (
 	"bytes"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,9 +80,9 @@ func (b builderKey) attestation(version, artifactSHA, commit, rustc string) *att
 	return &attest.Attestation{
 		Schema: attest.AttestationSchema, Package: "cuprated", Version: version,
 		GitCommit: commit, SourceDateEpoch: 1747000000, GuixSystem: "x86_64-linux",
-		RustTarget: "x86_64-unknown-linux-gnu",
-		Artifact: attest.File{Filename: "cuprated-" + version + "-x86_64-unknown-linux-gnu.tar.gz", SHA256: artifactSHA, Size: 1234},
-		Distsrc:  attest.File{Filename: "cuprate-" + version + "-" + commit[:12] + "-src.tar.gz", SHA256: sha('d'), Size: -1},
+		RustTarget:        "x86_64-unknown-linux-gnu",
+		Artifact:          attest.File{Filename: "cuprated-" + version + "-x86_64-unknown-linux-gnu.tar.gz", SHA256: artifactSHA, Size: 1234},
+		Distsrc:           attest.File{Filename: "cuprate-" + version + "-" + commit[:12] + "-src.tar.gz", SHA256: sha('d'), Size: -1},
 		GuixChannelCommit: &gc, RustcVersion: &rv, BuilderID: b.name,
 		AttestedAt: testNow.Add(-time.Hour),
 	}

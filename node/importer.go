@@ -65,7 +65,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	start := time.Now()
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, usageErr(err)
 	}
 	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
 	if fi.IsDir() {
@@ -249,7 +249,7 @@ func singleJob(ctx context.Context, path string, opts ImportOptions, jobs chan<-
 	}
 	kind, ok := docKind(filepath.Base(doc))
 	if !ok {
-		return fmt.Errorf("%w: %s is neither a SHA256SUMS manifest nor an attestation .json (give a file, its .asc, or a directory tree)", ErrUsage, doc)
+		return usagef("%s is neither a SHA256SUMS manifest nor an attestation .json (give a file, its .asc, or a directory tree)", doc)
 	}
 	j := importJob{doc: doc, sig: sig, kind: kind}
 	j.signer, j.version = contextOf(doc)

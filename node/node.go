@@ -22,6 +22,17 @@ var ErrNoBuilderKey = errors.New("this node has no builder key")
 // fingerprint, ambiguous version, unreadable input file).
 var ErrUsage = errors.New("usage")
 
+// usageError is an error the user fixes by changing the call: it reads as
+// its message and matches ErrUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string   { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{ErrUsage, e.err} }
+
+func usageErr(err error) error { return usageError{err} }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
 // Node is an rbnode home opened for use: its store, keyring and trust set.
 type Node struct {
 	cfg   Config
@@ -49,7 +60,7 @@ func ReadOnly() Option { return func(n *Node) { n.ro = true } }
 // Open validates cfg, creates the home if needed and opens the store.
 func Open(cfg Config, log zerolog.Logger, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, usageErr(err)
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("create home %s: %w", cfg.Home, err)
@@ -189,7 +200,7 @@ func (n *Node) Trust(keys []*attest.Key, name string) error {
 func (n *Node) TrustFingerprint(fp, name string) (*attest.Key, error) {
 	fp, err := attest.NormalizeFingerprint(fp)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, usageErr(err)
 	}
 	kr, err := n.Keyring()
 	if err != nil {
@@ -197,7 +208,7 @@ func (n *Node) TrustFingerprint(fp, name string) (*attest.Key, error) {
 	}
 	k := kr.Get(fp)
 	if k == nil {
-		return nil, fmt.Errorf("%w: no known key has fingerprint %s; give its key file instead", ErrUsage, fp)
+		return nil, usagef("no known key has fingerprint %s; give its key file instead", fp)
 	}
 	return k, n.Trust([]*attest.Key{k}, name)
 }
@@ -206,14 +217,14 @@ func (n *Node) TrustFingerprint(fp, name string) (*attest.Key, error) {
 func (n *Node) Untrust(fp string) error {
 	fp, err := attest.NormalizeFingerprint(fp)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+		return usageErr(err)
 	}
 	found, err := n.store.Untrust(fp)
 	if err != nil {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("%w: %s is not trusted (see rbnode trust list)", ErrUsage, fp)
+		return usagef("%s is not trusted (see rbnode trust list)", fp)
 	}
 	return nil
 }

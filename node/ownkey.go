@@ -32,11 +32,11 @@ func (n *Node) BuilderKey() (*attest.SecretKey, error) {
 // a builder counts its own builds.
 func (n *Node) GenerateBuilderKey(name, email string) (*attest.SecretKey, error) {
 	if _, err := n.BuilderKey(); err == nil {
-		return nil, fmt.Errorf("%w: this node already has a builder key (rbnode key list); remove %s first to replace it", ErrUsage, filepath.Join(n.cfg.Home, KeyFile))
+		return nil, usagef("this node already has a builder key (rbnode key list); remove %s first to replace it", filepath.Join(n.cfg.Home, KeyFile))
 	}
 	sk, err := attest.GenerateKey(name, email, n.now(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, usageErr(err)
 	}
 	return sk, n.installBuilderKey(sk)
 }
@@ -53,16 +53,16 @@ func (n *Node) ImportKey(b, passphrase []byte) (*ImportedKeys, error) {
 	sk, serr := attest.ReadSecretKey(b, passphrase)
 	if serr == nil {
 		if _, err := n.BuilderKey(); err == nil {
-			return nil, fmt.Errorf("%w: this node already has a builder key; remove %s first to replace it", ErrUsage, filepath.Join(n.cfg.Home, KeyFile))
+			return nil, usagef("this node already has a builder key; remove %s first to replace it", filepath.Join(n.cfg.Home, KeyFile))
 		}
 		return &ImportedKeys{Secret: sk}, n.installBuilderKey(sk)
 	}
 	if errors.Is(serr, attest.ErrPassphrase) {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, serr)
+		return nil, usageErr(serr)
 	}
 	keys, err := attest.ReadKeys(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read key file: %w", ErrUsage, err)
+		return nil, usagef("read key file: %w", err)
 	}
 	held, err := n.AddKeys(keys)
 	if err != nil {
@@ -108,7 +108,7 @@ func (n *Node) SignFile(path string) (string, error) {
 	}
 	body, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUsage, err)
+		return "", usageErr(err)
 	}
 	sig, err := sk.Sign(body, n.now())
 	if err != nil {

@@ -29,7 +29,7 @@ func (n *Node) quorum(q int) int {
 // configured default, or the only project with documents for it.
 func (n *Node) ResolveProject(project, version string) (string, error) {
 	if err := attest.CheckName("version", version); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUsage, err)
+		return "", usageErr(err)
 	}
 	if project != "" {
 		return project, nil
@@ -46,7 +46,7 @@ func (n *Node) ResolveProject(project, version string) (string, error) {
 	case len(projects) == 0:
 		return "", fmt.Errorf("version %s: %w", version, ErrUnknownRelease)
 	}
-	return "", fmt.Errorf("%w: version %s exists in several projects (%s); choose one with --project", ErrUsage, version, strings.Join(projects, ", "))
+	return "", usagef("version %s exists in several projects (%s); choose one with --project", version, strings.Join(projects, ", "))
 }
 
 // Status computes the verdict over one release from the stored documents,
@@ -179,7 +179,7 @@ func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) 
 	for _, p := range paths {
 		sum, err := hashFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+			return nil, usageErr(err)
 		}
 		res := FileResult{Path: p, SHA256: sum, Outcome: FileNoConsensus}
 		byName, byHash, err := n.store.ReleasesWith(filepath.Base(p), sum)
