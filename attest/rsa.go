@@ -25,7 +25,12 @@ func verifyRSA(pub *rsa.PublicKey, h crypto.Hash, digest, sig []byte) error {
 	if pub.N == nil || pub.N.Sign() <= 0 || pub.N.BitLen() < 1024 {
 		return errors.New("rsa: key smaller than 1024 bits")
 	}
-	if pub.E < 3 || pub.E&1 == 0 {
+	// crypto/rsa refuses an even modulus (no RSA key has one, and one built
+	// as s^e - EM "verifies" s) and exponents beyond 31 bits; so must we.
+	if pub.N.Bit(0) == 0 {
+		return errors.New("rsa: modulus is even")
+	}
+	if pub.E < 3 || pub.E&1 == 0 || pub.E > 1<<31-1 {
 		return errors.New("rsa: bad public exponent")
 	}
 	k := (pub.N.BitLen() + 7) / 8

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"errors"
 
 	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
@@ -13,6 +14,9 @@ import (
 // that takes about 1 ms a signature; decred's field arithmetic takes about
 // 0.1 ms. FuzzVerifySecp256k1 holds it to go-crypto's answers.
 func verifySecp256k1(pub *pgpecdsa.PublicKey, digest, r, s []byte) error {
+	// MPIs may carry leading zero bytes (GnuPG bug 1853); go-crypto reads
+	// them as numbers and accepts them, so we do too.
+	r, s = bytes.TrimLeft(r, "\x00"), bytes.TrimLeft(s, "\x00")
 	if len(r) > 32 || len(s) > 32 {
 		return errors.New("ecdsa: signature value too long")
 	}
