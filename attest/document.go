@@ -95,6 +95,26 @@ func (d *Document) Parse() (*Parsed, error) {
 		return nil, err
 	}
 	p := &Parsed{Doc: d, Sig: sig}
+	if err := d.parseBody(p); err != nil {
+		return nil, err
+	}
+	p.ID = docID(d.Kind, p.Statement.Version, d.Body, sig.Bytes())
+	return p, nil
+}
+
+// Statement decodes what the document claims, with the same checks as
+// Parse, but leaves the signature alone: for documents already verified
+// and stored.
+func (d *Document) Statement() (*Statement, error) {
+	var p Parsed
+	if err := d.parseBody(&p); err != nil {
+		return nil, err
+	}
+	return &p.Statement, nil
+}
+
+func (d *Document) parseBody(p *Parsed) error {
+	var err error
 	switch d.Kind {
 	case KindAttestation:
 		err = d.parseAttestation(p)
@@ -104,15 +124,12 @@ func (d *Document) Parse() (*Parsed, error) {
 		err = fmt.Errorf("unknown document kind %q: %w", d.Kind, ErrMalformed)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if d.Name != "" {
-		if err := CheckName("document name", d.Name); err != nil {
-			return nil, err
-		}
+		return CheckName("document name", d.Name)
 	}
-	p.ID = docID(d.Kind, p.Statement.Version, d.Body, sig.Bytes())
-	return p, nil
+	return nil
 }
 
 func docID(kind Kind, version string, body, sig []byte) ID {

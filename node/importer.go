@@ -269,10 +269,9 @@ func singleJob(ctx context.Context, path string, opts ImportOptions, jobs chan<-
 
 // checkJob reads, parses and verifies one document.
 func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
-	now := n.now()
 	reject := func(reason, detail string) importResult {
 		return importResult{rej: &store.Rejection{
-			Time: now.UTC(), Source: j.doc, Version: j.version, Signer: j.signer,
+			Time: n.now().UTC(), Source: j.doc, Version: j.version, Signer: j.signer,
 			File: filepath.Base(j.doc), Reason: reason, Detail: detail,
 		}}
 	}
@@ -291,27 +290,82 @@ func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
 	if j.kind == attest.KindManifest {
 		d.Version, d.Signer = j.version, j.signer
 	}
+	return n.checkDoc(d, kr, j.doc, "import")
+}
+
+// checkDoc parses and verifies one document: the result is an entry to
+// store (good, or waiting for its key), a duplicate, or a rejection.
+func (n *Node) checkDoc(d *attest.Document, kr *attest.Keyring, source, origin string) importResult {
+	now := n.now()
+	reject := func(reason, detail, keyID string) importResult {
+		return importResult{rej: &store.Rejection{
+			Time: now.UTC(), Source: source, Version: d.Version, Signer: d.Signer,
+			File: d.Name, KeyID: keyID, Reason: reason, Detail: detail,
+		}}
+	}
 	p, err := d.Parse()
 	if err != nil {
-		return reject(parseReason(err), err.Error())
+		return reject(parseReason(err), err.Error(), "")
 	}
 	if has, err := n.store.Has(p.ID); err == nil && has {
 		return importResult{dup: true}
 	}
-	v := kr.Verify(body, p.Sig, now)
+	v := kr.Verify(d.Body, p.Sig, now)
 	if !v.OK() && v.Status != attest.StatusUnknownKey {
-		r := reject(string(v.Status), v.Detail)
-		r.rej.KeyID = v.KeyID
-		return r
+		return reject(string(v.Status), v.Detail, v.KeyID)
 	}
 	return importResult{entry: &store.Entry{
 		Record: store.Record{
 			ID: p.ID, Kind: d.Kind, Project: p.Statement.Project, Version: p.Statement.Version,
-			Signer: d.Signer, Name: d.Name, Body: body, Signature: sig,
-			ReceivedAt: now.UTC(), Source: "import",
+			Signer: d.Signer, Name: d.Name, Body: d.Body, Signature: d.Signature,
+			ReceivedAt: now.UTC(), Source: origin,
 		},
-		Meta: store.Meta{ID: p.ID, Verification: v, Signer: d.Signer, File: d.Name, Statement: p.Statement},
+		Meta:      store.Meta{ID: p.ID, Verification: v},
+		Artifacts: p.Statement.Artifacts,
 	}}
+}
+
+// Ingest verifies documents held in memory and stores them as Import does
+// (good ones, and those whose key is not known yet). origin labels where
+// they came from ("peer:<id>", "build").
+func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin string) (*ImportSummary, error) {
+	start := time.Now()
+	kr, err := n.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
+	results := make(chan importResult, 64)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan *attest.Document)
+	go func() {
+		defer close(next)
+		for _, d := range docs {
+			select {
+			case next <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for d := range next {
+				results <- n.checkDoc(d, kr, origin+":"+d.Version+"/"+d.Signer+"/"+d.Name, origin)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(results) }()
+	if err := n.writeResults(results, sum, nil); err != nil {
+		cancel()
+		for range results {
+		}
+		return sum, err
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, ctx.Err()
 }
 
 // parseReason maps a parse error to a short reason code.
@@ -344,7 +398,6 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 		}
 		clear(pending)
 		rejs = rejs[:0]
-		batch = n.store.NewBatch()
 		if progress != nil {
 			progress(sum.ImportProgress)
 		}

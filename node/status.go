@@ -67,9 +67,13 @@ func (n *Node) Status(project, version string, quorum int) (*attest.Report, erro
 	}
 	claims := make([]attest.Claim, 0, len(docs))
 	for _, d := range docs {
+		st, err := d.Record.Document().Statement()
+		if err != nil {
+			return nil, fmt.Errorf("re-read stored document %s: %w", d.Record.ID.Short(), err)
+		}
 		claims = append(claims, attest.Claim{
-			Doc: d.ID, Signer: d.Signer, File: d.File,
-			Statement: d.Statement, Verification: d.Verification,
+			Doc: d.Record.ID, Signer: d.Record.Signer, File: d.Record.Name,
+			Statement: *st, Verification: d.Meta.Verification,
 		})
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))

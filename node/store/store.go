@@ -12,6 +12,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/rs/zerolog"
 
 	"github.com/rbnode/rbnode/attest"
@@ -61,11 +62,13 @@ func Open(opts Options) (*Store, error) {
 		WithLogger(badgerLogger{opts.Logger.With().Str("component", "badger").Logger()}).
 		WithMemTableSize(16 << 20).
 		WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(16 << 20).
+		WithNumMemtables(3).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false).
-		WithDetectConflicts(false)
+		WithDetectConflicts(false).
+		WithValueThreshold(256).
+		WithCompression(options.None).WithBlockCacheSize(0)
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}
@@ -137,8 +140,8 @@ type Record struct {
 	Version    string      `json:"version"`
 	Signer     string      `json:"signer"`
 	Name       string      `json:"name"`
-	Body       []byte      `json:"body"`
-	Signature  []byte      `json:"signature"`
+	Body       []byte      `json:"-"`
+	Signature  []byte      `json:"-"`
 	ReceivedAt time.Time   `json:"received_at"`
 	Source     string      `json:"source"`
 }
@@ -148,22 +151,73 @@ func (r *Record) Document() *attest.Document {
 	return &attest.Document{Kind: r.Kind, Version: r.Version, Signer: r.Signer, Name: r.Name, Body: r.Body, Signature: r.Signature}
 }
 
-// Meta is what the verdict needs of a stored document: how its signature
-// was judged and what it claims. It is derived from the document (kept
-// beside it so that a status never re-reads and re-parses bodies) and is
-// rewritten when the signer's key changes.
+// encodeRecord writes a record compactly: a format byte, the small fields
+// as JSON, then the body and signature raw, each length-prefixed. Raw bytes
+// instead of base64 keep the store a third smaller, and writes cheaper.
+func encodeRecord(r *Record) ([]byte, error) {
+	head, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen32+len(head)+len(r.Body)+len(r.Signature))
+	b = append(b, recordFormat)
+	for _, part := range [][]byte{head, r.Body, r.Signature} {
+		b = binary.AppendUvarint(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return b, nil
+}
+
+const recordFormat = 1
+
+func decodeRecord(b []byte, r *Record) error {
+	if len(b) == 0 || b[0] != recordFormat {
+		return errors.New("unknown record format")
+	}
+	b = b[1:]
+	var parts [3][]byte
+	for i := range parts {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return errors.New("truncated record")
+		}
+		parts[i], b = b[k:k+int(n)], b[k+int(n):]
+	}
+	if err := json.Unmarshal(parts[0], r); err != nil {
+		return err
+	}
+	r.Body = append([]byte(nil), parts[1]...)
+	r.Signature = append([]byte(nil), parts[2]...)
+	return nil
+}
+
+func getRecord(txn *badger.Txn, id attest.ID, r *Record) error {
+	item, err := txn.Get(key(pDoc, id[:]))
+	if err != nil {
+		return err
+	}
+	r.ID = id
+	return item.Value(func(b []byte) error {
+		if err := decodeRecord(b, r); err != nil {
+			return fmt.Errorf("document %s: %w", id.Short(), err)
+		}
+		return nil
+	})
+}
+
+// Meta is how a stored document's signature was judged, and by whom. It
+// is rewritten when the signer's key changes; the document never is.
 type Meta struct {
 	ID           attest.ID           `json:"-"`
 	Verification attest.Verification `json:"verification"`
-	Signer       string              `json:"signer"`
-	File         string              `json:"file"`
-	Statement    attest.Statement    `json:"statement"`
 }
 
-// Entry is a document to store with its meta.
+// Entry is a document to store: its record, meta and the artifacts it
+// names (for the indexes).
 type Entry struct {
-	Record Record
-	Meta   Meta
+	Record    Record
+	Meta      Meta
+	Artifacts []attest.Entry
 }
 
 func key(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -199,21 +253,30 @@ func (s *Store) Has(id attest.ID) (bool, error) {
 // Batch writes many documents with Badger's WriteBatch, which splits work
 // into transactions of allowed size (a single transaction caps out with
 // ErrTxnTooBig on large imports). Entries are durable against a process
-// crash once Flush returns.
+// crash once Flush returns; the batch can then take more.
 type Batch struct {
 	s  *Store
 	wb *badger.WriteBatch
 	n  int
+	// indexed remembers the release-level index keys already written in
+	// this batch's life: the twenty builders of a release share them, and
+	// writing each once keeps the store and its flushes small.
+	indexed map[string]struct{}
 }
 
+// maxIndexed bounds Batch.indexed; it is cleared when full.
+const maxIndexed = 1 << 16
+
 // NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch { return &Batch{s: s, wb: s.db.NewWriteBatch()} }
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, wb: s.db.NewWriteBatch(), indexed: map[string]struct{}{}}
+}
 
 // Put adds a document and its indexes. Put of a document already stored
 // rewrites identical bytes: documents are content-addressed.
 func (b *Batch) Put(e *Entry) error {
 	r := &e.Record
-	rec, err := json.Marshal(r)
+	rec, err := encodeRecord(r)
 	if err != nil {
 		return err
 	}
@@ -223,23 +286,45 @@ func (b *Batch) Put(e *Entry) error {
 	}
 	id := r.ID[:]
 	proj, vers := []byte(r.Project), []byte(r.Version)
-	sets := []struct{ k, v []byte }{
-		{key(pDoc, id), rec},
-		{key(pVer, id), meta},
-		{key(pRelease, proj, sep, vers, sep, id), nil},
-		{key(pVersion, vers, sep, proj), nil},
+	set := func(k, v []byte) error {
+		if err := b.wb.Set(k, v); err != nil {
+			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
+		}
+		return nil
+	}
+	index := func(k []byte) error {
+		if _, ok := b.indexed[string(k)]; ok {
+			return nil
+		}
+		if len(b.indexed) >= maxIndexed {
+			clear(b.indexed)
+		}
+		b.indexed[string(k)] = struct{}{}
+		return set(k, nil)
+	}
+	if err := set(key(pDoc, id), rec); err != nil {
+		return err
+	}
+	if err := set(key(pVer, id), meta); err != nil {
+		return err
+	}
+	if err := set(key(pRelease, proj, sep, vers, sep, id), nil); err != nil {
+		return err
 	}
 	if kid := e.Meta.Verification.KeyID; kid != "" {
-		sets = append(sets, struct{ k, v []byte }{key(pIssuer, []byte(kid), []byte("/"), id), nil})
+		if err := set(key(pIssuer, []byte(kid), []byte("/"), id), nil); err != nil {
+			return err
+		}
 	}
-	for _, a := range e.Meta.Statement.Artifacts {
-		sets = append(sets,
-			struct{ k, v []byte }{key(pArtifact, []byte(a.Name), sep, proj, sep, vers), nil},
-			struct{ k, v []byte }{key(pHash, []byte(a.SHA256), sep, proj, sep, vers), nil})
+	if err := index(key(pVersion, vers, sep, proj)); err != nil {
+		return err
 	}
-	for _, kv := range sets {
-		if err := b.wb.Set(kv.k, kv.v); err != nil {
-			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
+	for _, a := range e.Artifacts {
+		if err := index(key(pArtifact, []byte(a.Name), sep, proj, sep, vers)); err != nil {
+			return err
+		}
+		if err := index(key(pHash, []byte(a.SHA256), sep, proj, sep, vers)); err != nil {
+			return err
 		}
 	}
 	b.n++
@@ -249,11 +334,12 @@ func (b *Batch) Put(e *Entry) error {
 // Len returns the number of documents put since the batch started.
 func (b *Batch) Len() int { return b.n }
 
-// Flush writes everything put so far. The batch cannot be used afterwards.
+// Flush makes everything put so far durable. The batch stays usable.
 func (b *Batch) Flush() error {
 	if err := b.wb.Flush(); err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}
+	b.wb = b.s.db.NewWriteBatch()
 	return nil
 }
 
@@ -262,9 +348,9 @@ func (b *Batch) Cancel() { b.wb.Cancel() }
 
 // Get returns a stored document and its meta.
 func (s *Store) Get(id attest.ID) (*Record, *Meta, error) {
-	r, m := &Record{ID: id}, &Meta{ID: id}
+	r, m := &Record{}, &Meta{ID: id}
 	err := s.db.View(func(txn *badger.Txn) error {
-		if err := getJSON(txn, key(pDoc, id[:]), r); err != nil {
+		if err := getRecord(txn, id, r); err != nil {
 			return err
 		}
 		return getJSON(txn, key(pVer, id[:]), m)
@@ -291,21 +377,31 @@ func getJSON(txn *badger.Txn, k []byte, out any) error {
 	})
 }
 
-// Release returns the meta of every document stored for (project,
-// version), in id order. It reads no document bodies.
-func (s *Store) Release(project, version string) ([]*Meta, error) {
+// StoredDoc is a stored document with its meta.
+type StoredDoc struct {
+	Record *Record
+	Meta   *Meta
+}
+
+// Release returns every document stored for (project, version), in id
+// order.
+func (s *Store) Release(project, version string) ([]StoredDoc, error) {
 	prefix := key(pRelease, []byte(project), sep, []byte(version), sep)
-	var out []*Meta
+	var out []StoredDoc
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			m := &Meta{}
-			copy(m.ID[:], it.Item().Key()[len(prefix):])
-			if err := getJSON(txn, key(pVer, m.ID[:]), m); err != nil {
-				return fmt.Errorf("read document %s: %w", m.ID.Short(), err)
+			var id attest.ID
+			copy(id[:], it.Item().Key()[len(prefix):])
+			d := StoredDoc{Record: &Record{}, Meta: &Meta{ID: id}}
+			if err := getRecord(txn, id, d.Record); err != nil {
+				return err
 			}
-			out = append(out, m)
+			if err := getJSON(txn, key(pVer, id[:]), d.Meta); err != nil {
+				return fmt.Errorf("read document %s: %w", id.Short(), err)
+			}
+			out = append(out, d)
 		}
 		return nil
 	})

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node"
+)
+
+// fullGuixSigs is the whole guix.sigs data when the shared test data is
+// beside the clone, else the repo's subset.
+func fullGuixSigs() string {
+	if fi, err := os.Stat("../../../shared/testdata/guix.sigs"); err == nil && fi.IsDir() {
+		return "../../../shared/testdata/guix.sigs"
+	}
+	return "../../testdata/guix.sigs"
+}
+
+// timeCmd runs a command and returns its wall time.
+func timeCmd(b *testing.B, env []string, name string, args ...string) time.Duration {
+	b.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 3 {
+			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	return d
+}
+
+// BenchmarkImportVsGPG imports and verifies the whole guix.sigs tree with
+// rbnode (keys included, into a fresh home) and compares it with a loop of
+// `gpg --verify` over the same signatures, keys imported beforehand and not
+// timed. Target: rbnode at least 30x faster.
+func BenchmarkImportVsGPG(b *testing.B) {
+	tree, _ := filepath.Abs(fullGuixSigs())
+	sigs, _ := filepath.Glob(filepath.Join(tree, "*", "*", "*.asc"))
+	gnupg, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(gnupg)
+	env := []string{"GNUPGHOME=" + gnupg}
+	keys, _ := filepath.Glob(filepath.Join(tree, "builder-keys", "*.gpg"))
+	timeCmd(b, env, "gpg", append([]string{"--batch", "--quiet", "--import"}, keys...)...)
+	start := time.Now()
+	for _, s := range sigs {
+		timeCmd(b, env, "gpg", "--batch", "--quiet", "--verify", s, strings.TrimSuffix(s, ".asc"))
+	}
+	gpgTime := time.Since(start)
+	exec.Command("gpgconf", "--kill", "gpg-agent").Run()
+
+	var best time.Duration
+	b.ResetTimer()
+	for range b.N {
+		home := b.TempDir()
+		d := timeCmd(b, nil, rbnodeBin, "--home", home, "import", tree)
+		if best == 0 || d < best {
+			best = d
+		}
+	}
+	b.ReportMetric(float64(len(sigs)), "signatures")
+	b.ReportMetric(gpgTime.Seconds()*1000, "gpg-loop-ms")
+	b.ReportMetric(best.Seconds()*1000, "rbnode-import-ms")
+	b.ReportMetric(gpgTime.Seconds()/best.Seconds(), "x-faster")
+}
+
+// BenchmarkStatusVsProcessFloor builds a store of 10,000 releases by 20
+// builders (200,000 signed documents), then times `rbnode status VERSION`
+// against `rbnode --version`, the cost of starting the process at all.
+// Target: within 2x.
+func BenchmarkStatusVsProcessFloor(b *testing.B) {
+	const releases, builders = 10000, 20
+	home := b.TempDir()
+	cfg := node.DefaultConfig()
+	cfg.Home = home
+	n, err := node.Open(cfg, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().Add(-time.Hour)
+	var keys []*attest.SecretKey
+	for i := range builders {
+		sk, err := attest.GenerateKey(fmt.Sprintf("builder%02d", i), "", now.Add(-time.Hour), rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, sk)
+		held, err := n.AddKeys([]*attest.Key{sk.Public()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n.Trust(held, "")
+	}
+	const chunk = 500 // releases per ingest
+	for r0 := 0; r0 < releases; r0 += chunk {
+		var docs []*attest.Document
+		for r := r0; r < r0+chunk; r++ {
+			v := fmt.Sprintf("1.%d", r)
+			m := &attest.Manifest{Entries: []attest.Entry{
+				{SHA256: fmt.Sprintf("%064x", r), Name: "proj-" + v + "-x86_64.tar.gz"},
+				{SHA256: fmt.Sprintf("%064x", r+1), Name: "proj-" + v + ".tar.gz"},
+			}}
+			body := m.Encode()
+			for i, sk := range keys {
+				sig, err := sk.Sign(body, now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				docs = append(docs, &attest.Document{Kind: attest.KindManifest, Version: v, Signer: fmt.Sprintf("builder%02d", i), Name: "all.SHA256SUMS", Body: body, Signature: sig})
+			}
+		}
+		s, err := n.Ingest(b.Context(), docs, "bench")
+		if err != nil || s.Stored != len(docs) {
+			b.Fatalf("ingest: %v %+v", err, s)
+		}
+	}
+	n.Close()
+	env := []string{"RBNODE_HOME=" + home}
+	target := fmt.Sprintf("1.%d", releases/2)
+	timeCmd(b, env, rbnodeBin, "status", target) // first open settles the store
+
+	var floor, status []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for range 20 {
+			floor = append(floor, timeCmd(b, env, rbnodeBin, "--version"))
+			status = append(status, timeCmd(b, env, rbnodeBin, "status", target))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(floor)
+	slices.Sort(status)
+	f, s := floor[len(floor)/2], status[len(status)/2]
+	b.ReportMetric(float64(f.Microseconds())/1000, "floor-ms")
+	b.ReportMetric(float64(s.Microseconds())/1000, "status-ms")
+	b.ReportMetric(float64(s)/float64(f), "x-floor")
+}
+
+// BenchmarkImportMemory imports trees of growing size and reports the peak
+// resident memory of each import process: streaming keeps it flat.
+func BenchmarkImportMemory(b *testing.B) {
+	for _, size := range []int{2000, 8000, 32000} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			tree, _ := signedTree(b, size, 4)
+			b.ResetTimer()
+			var peak int64
+			for range b.N {
+				cmd := exec.Command(rbnodeBin, "--home", b.TempDir(), "import", tree)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("import: %v\n%s", err, out)
+				}
+				peak = max(peak, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+			}
+			b.ReportMetric(float64(peak)/1024, "peak-rss-MB")
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rbnode/rbnode/attest"
+)
+
+// rbnodeBin is the rbnode binary these tests run as real processes.
+var rbnodeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rbnode-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rbnodeBin = filepath.Join(dir, "rbnode")
+	build := exec.Command("go", "build", "-trimpath", "-o", rbnodeBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build rbnode:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// rbnode runs the binary with home and returns its combined output.
+func rbnode(t testing.TB, home string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(rbnodeBin, args...)
+	cmd.Env = append(os.Environ(), "RBNODE_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// signedTree writes n signed SHA256SUMS manifests, spread over versions
+// 1.0 .. 1.<n/builders> and the given number of builders, in the guix.sigs
+// layout, and returns the tree's root and the builders' keys.
+func signedTree(t testing.TB, n, builders int) (string, []*attest.SecretKey) {
+	t.Helper()
+	root := t.TempDir()
+	keys := make([]*attest.SecretKey, builders)
+	now := time.Now().Add(-time.Hour)
+	for i := range keys {
+		sk, err := attest.GenerateKey(fmt.Sprintf("builder%02d", i), "", now.Add(-time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = sk
+		os.MkdirAll(filepath.Join(root, "builder-keys"), 0o755)
+		os.WriteFile(filepath.Join(root, "builder-keys", fmt.Sprintf("builder%02d.gpg", i)), sk.Public().Armored(), 0o644)
+	}
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	errs := make(chan error, 1)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range jobs {
+				b, v := i%builders, fmt.Sprintf("1.%d", i/builders)
+				m := &attest.Manifest{Entries: []attest.Entry{
+					{SHA256: fmt.Sprintf("%064x", i/builders), Name: "proj-" + v + "-x86_64.tar.gz"},
+					{SHA256: fmt.Sprintf("%064x", i/builders+1), Name: "proj-" + v + ".tar.gz"},
+				}}
+				body := m.Encode()
+				sig, err := keys[b].Sign(body, now)
+				dir := filepath.Join(root, v, fmt.Sprintf("builder%02d", b))
+				if err == nil {
+					err = os.MkdirAll(dir, 0o755)
+				}
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, "all.SHA256SUMS"), body, 0o644)
+				}
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, "all.SHA256SUMS.asc"), sig, 0o644)
+				}
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	return root, keys
+}
+
+// summary returns the line of rbnode import's summary ("stored ...").
+func summary(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "stored ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// field returns the integer after "name " in a summary or progress line.
+func field(line, name string) int {
+	i := strings.Index(line, name+" ")
+	if i < 0 {
+		return -1
+	}
+	var v int
+	fmt.Sscanf(line[i+len(name)+1:], "%d", &v)
+	return v
+}
