@@ -316,7 +316,7 @@ func checkGuix(ctx context.Context, dir string, w want) (*attest.Attestation, []
 	if distsrc.SHA256 != a.Distsrc.SHA256 {
 		return nil, nil, checkErr(fileMetadata, RuleMetadata, nil, "distsrc_sha256 is %s, but %s hashes to %s", a.Distsrc.SHA256, distsrc.Name, distsrc.SHA256)
 	}
-	artifact, err := o.sum(a.Artifact.Filename, "the artifact of build-metadata.json's version and rust_target")
+	artifact, err := o.sum(a.Artifact.Filename, "it is the artifact of build-metadata.json's version and rust_target")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,8 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -247,16 +245,11 @@ func snapshot(t *testing.T, repo string) string {
 		if err != nil {
 			return err
 		}
-		sum := ""
+		content := ""
 		if fi.Mode().IsRegular() {
-			c, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.Sum256(c)
-			sum = hex.EncodeToString(h[:])
+			content = sum(t, p)
 		}
-		b.WriteString(strings.Join([]string{p, fi.Mode().String(), fi.ModTime().String(), sum}, " ") + "\n")
+		b.WriteString(strings.Join([]string{p, fi.Mode().String(), fi.ModTime().String(), content}, " ") + "\n")
 		return nil
 	})
 	if err != nil {
