@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -113,6 +114,8 @@ type tuning struct {
 	syncSpacing    time.Duration // least time between two syncs with a peer
 	sessionTimeout time.Duration // deadline of one sync session
 	advertise      time.Duration // DHT rendezvous period
+
+	tracer pubsub.RawTracer // tests watch the mesh form
 }
 
 func (t *tuning) fill() {

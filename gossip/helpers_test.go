@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,10 +15,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/rs/zerolog"
@@ -49,7 +52,7 @@ func testLogger(t testing.TB) zerolog.Logger {
 		w.mu.Unlock()
 	})
 	return zerolog.New(zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: "15:04:05.000"}).
-		Level(zerolog.InfoLevel).With().Timestamp().Logger()
+		Level(testLogLevel()).With().Timestamp().Logger()
 }
 
 // memStore is an in-memory Inventory; IDs are sha256 of the data.
@@ -174,6 +177,7 @@ type node struct {
 	*Network
 	store *memStore
 	h     *testHandler
+	mesh  *meshTracer
 	stop  context.CancelFunc
 	done  chan error
 }
@@ -220,6 +224,8 @@ func newNode(t testing.TB, mn mocknet.Mocknet, store *memStore, opts ...nodeOpt)
 		Logger:       testLogger(t),
 	}
 	fastTuning(&cfg)
+	mesh := &meshTracer{}
+	cfg.tuning.tracer = mesh
 	if mn != nil {
 		key := cfg.Identity
 		cfg.HostFactory = func(...libp2p.Option) (host.Host, error) {
@@ -234,7 +240,7 @@ func newNode(t testing.TB, mn mocknet.Mocknet, store *memStore, opts ...nodeOpt)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
-	return &node{Network: n, store: store, h: h}
+	return &node{Network: n, store: store, h: h, mesh: mesh}
 }
 
 var mockAddrs atomic.Uint32
@@ -311,7 +317,7 @@ func mockNetwork(t testing.TB, count int, opts ...nodeOpt) (mocknet.Mocknet, []*
 	if err := mn.ConnectAllButSelf(); err != nil {
 		t.Fatal(err)
 	}
-	waitMesh(t, nodes, count-1)
+	waitMesh(t, nodes)
 	return mn, nodes
 }
 
@@ -341,21 +347,71 @@ func sparseConnect(t testing.TB, nodes []*node) {
 			}
 		}
 	}
-	waitMesh(t, nodes, 1)
+	waitMesh(t, nodes)
 }
 
-// waitMesh waits until every node sees at least want topic peers.
-func waitMesh(t testing.TB, nodes []*node, want int) {
+// waitMesh waits until every node knows all its connected peers as topic
+// peers and has grafted a mesh of at least min(topic peers, 4): before
+// that, a message may reach only the publisher's direct peers, and only
+// sync would carry it further.
+func waitMesh(t testing.TB, nodes []*node) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "topic peers", func() bool {
+	waitFor(t, 20*time.Second, "gossip mesh", func() bool {
 		for _, n := range nodes {
-			if tp := n.topic.Load(); tp == nil || len(tp.ListPeers()) < want {
+			tp := n.topic.Load()
+			if tp == nil {
+				return false
+			}
+			have := len(tp.ListPeers())
+			if have < len(n.host.Network().Peers()) || n.mesh.size() < min(have, 4) {
 				return false
 			}
 		}
 		return true
 	})
 }
+
+// meshTracer counts a node's mesh peers.
+type meshTracer struct {
+	mu sync.Mutex
+	m  map[peer.ID]bool
+}
+
+func (m *meshTracer) size() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m)
+}
+
+func (m *meshTracer) Graft(p peer.ID, _ string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = make(map[peer.ID]bool)
+	}
+	m.m[p] = true
+}
+
+func (m *meshTracer) Prune(p peer.ID, _ string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, p)
+}
+
+func (*meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (*meshTracer) OnClosedOutboundStream(peer.ID)                       {}
+func (*meshTracer) Join(string)                                          {}
+func (*meshTracer) Leave(string)                                         {}
+func (*meshTracer) ValidateMessage(*pubsub.Message)                      {}
+func (*meshTracer) DeliverMessage(*pubsub.Message)                       {}
+func (*meshTracer) RejectMessage(*pubsub.Message, string)                {}
+func (*meshTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (*meshTracer) ThrottlePeer(peer.ID)                                 {}
+func (*meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (*meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (*meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
 
 // assertEverywhere waits until every node's store holds each message.
 func assertEverywhere(t testing.TB, nodes []*node, d time.Duration, msgs ...[]byte) {
@@ -386,4 +442,12 @@ func assertNowhere(t testing.TB, nodes []*node, msgs ...[]byte) {
 
 func connected(a, b *node) bool {
 	return a.host.Network().Connectedness(b.ID()) == network.Connected
+}
+
+// testLogLevel is Info, or Debug with RBNODE_TEST_DEBUG set.
+func testLogLevel() zerolog.Level {
+	if os.Getenv("RBNODE_TEST_DEBUG") != "" {
+		return zerolog.DebugLevel
+	}
+	return zerolog.InfoLevel
 }

@@ -442,16 +442,23 @@ func (n *Network) pubsubOptions(scores chan map[peer.ID]float64) []pubsub.Option
 		AcceptPXThreshold:           100,
 		OpportunisticGraftThreshold: 5,
 	}
-	return []pubsub.Option{
+	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
+		// Documents are few and each matters: send our own to every peer,
+		// not only the mesh (which is empty until the first heartbeat).
+		pubsub.WithFloodPublish(true),
 		pubsub.WithMaxMessageSize(max(n.cfg.MaxMessageSize+64<<10, pubsub.DefaultMaxMessageSize)),
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), n.cfg.tuning.scoreInspect),
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithLogger(slog.New(zerolog.NewSlogHandler(n.log.With().Str("subsystem", "pubsub").Logger()))),
 	}
+	if n.cfg.tuning.tracer != nil {
+		opts = append(opts, pubsub.WithRawTracer(n.cfg.tuning.tracer))
+	}
+	return opts
 }
 
 // validate is the topic validator: the size cap, then the Handler.

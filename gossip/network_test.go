@@ -156,7 +156,7 @@ func TestInvalidSenderBanned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitMesh(t, []*node{evil}, len(honest))
+	waitMesh(t, append(honest, evil))
 
 	bad := [][]byte{[]byte("garbage 1"), []byte("garbage 2"), []byte("garbage 3")}
 	for _, m := range bad {
@@ -200,7 +200,7 @@ func TestRawPubsubAttackerBanned(t *testing.T) {
 	t.Cleanup(cancel)
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
-		pubsub.WithMessageIdFn(messageID))
+		pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,8 +210,13 @@ func (n *Network) serveSync(s network.Stream) {
 
 func (n *Network) answerReconcile(m *reconcileReq, visits *int) (*reconcileResp, error) {
 	resp := &reconcileResp{answers: make([]answer, len(m.items))}
+	big := maxBigListIDs // IDs left for long lists to askers with empty buckets
 	for i, it := range m.items {
-		sc, err := scanBucket(n.inv, it.prefix, listThreshold, visits, maxVisits)
+		keep := listThreshold
+		if it.sum.count == 0 && big > listThreshold {
+			keep = min(maxListIDs, big)
+		}
+		sc, err := scanBucket(n.inv, it.prefix, keep, visits, maxVisits)
 		if err != nil {
 			return nil, err
 		}
@@ -219,8 +224,11 @@ func (n *Network) answerReconcile(m *reconcileReq, visits *int) (*reconcileResp,
 		switch {
 		case sc.sum == it.sum:
 			a.kind = answerEqual
-		case sc.sum.count <= listThreshold || it.prefix.depth == maxDepth:
+		case sc.sum.count <= uint64(keep) || it.prefix.depth == maxDepth:
 			a.kind, a.ids = answerIDs, sc.ids
+			if len(sc.ids) > listThreshold {
+				big -= len(sc.ids)
+			}
 		default:
 			a.kind, a.children = answerSplit, sc.children
 		}

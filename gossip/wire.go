@@ -15,6 +15,8 @@ const (
 	fanout           = 16      // children of a prefix: one hex digit (nibble)
 	maxDepth         = 64      // nibbles in a 32-byte ID
 	listThreshold    = 32      // a bucket this small is answered with its IDs
+	maxListIDs       = 1024    // ...and this small when the asker's is empty
+	maxBigListIDs    = 4096    // IDs in such longer lists in one response
 	fpLen            = 16      // bytes of a bucket fingerprint
 	maxItems         = 256     // prefixes in one reconcile request
 	maxGetIDs        = 256     // IDs in one get request
@@ -303,12 +305,18 @@ func decode(body []byte, maxData int) (any, error) {
 	case msgReconcileResp:
 		n := d.uvarint(maxItems, "answer count")
 		r := &reconcileResp{answers: make([]answer, 0, n)}
+		big := 0
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			a := answer{kind: d.byte()}
 			switch a.kind {
 			case answerEqual:
 			case answerIDs:
-				k := d.uvarint(listThreshold, "id count")
+				k := d.uvarint(maxListIDs, "id count")
+				if k > listThreshold {
+					if big += int(k); big > maxBigListIDs {
+						d.fail("more than %d ids in long lists", maxBigListIDs)
+					}
+				}
 				a.ids = make([][idLen]byte, 0, k)
 				for j := uint64(0); j < k && d.err == nil; j++ {
 					id := d.id()
@@ -379,17 +387,30 @@ func writeFrame(w io.Writer, body []byte) error {
 }
 
 // readFrame reads one length-prefixed frame of at most maxFrame bytes.
-// A length over the limit is ErrMalformed; io errors pass through.
+// A bad or oversized length is ErrMalformed; io errors pass through.
 func readFrame(r *bufio.Reader) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	var n uint64
+	for i := 0; ; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: frame length: %v", ErrMalformed, err)
+		if i == uvarintMaxLen-1 || (i > 0 && c == 0) {
+			return nil, fmt.Errorf("%w: bad frame length", ErrMalformed)
+		}
+		n |= uint64(c&0x7f) << (7 * i)
+		if n > maxFrame {
+			return nil, fmt.Errorf("%w: frame length over %d", ErrMalformed, maxFrame)
+		}
+		if c < 0x80 {
+			break
+		}
 	}
-	if n == 0 || n > maxFrame {
-		return nil, fmt.Errorf("%w: frame length %d", ErrMalformed, n)
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
