@@ -235,7 +235,9 @@ func (b *build) guix(ctx context.Context) (err error) {
 	env := []string{"GUIX_ALLOW_COMMIT_MISMATCH=0"}
 	argv := []string{script("guix-mk-distsrc"), "--out-dir", out}
 	if req.GuixSystem != "" {
-		argv = append(argv, "--", req.GuixSystem)
+		// Positional, not after "--": Cuprate's script drops what follows
+		// "--". normalize refused a leading '-'.
+		argv = append(argv, req.GuixSystem)
 	}
 	distsrc, err := b.r.run(ctx, command{stage: StageDistsrc, argv: argv, dir: b.src, env: env, timeout: req.Timeouts.Distsrc})
 	if err != nil {

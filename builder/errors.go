@@ -59,7 +59,7 @@ func (e *StageError) Unwrap() error { return e.Err }
 // Rule names the part of the pipeline's contract an output broke.
 type Rule string
 
-// The rules Check applies. Their strings are stable: records and JSON
+// The rules of the output checks. Their strings are stable: records and JSON
 // output carry them.
 const (
 	RuleMissing       Rule = "missing-file"       // a required file is absent

@@ -297,6 +297,9 @@ func TestBuildUsage(t *testing.T) {
 		{"bad commit", Request{Repo: repo, Version: "1", Commit: "--help", WorkDir: work()}, `commit "--help" is not 4 to 40 hex digits`},
 		{"no work dir", Request{Repo: repo, Version: "1"}, "a work directory is required"},
 		{"work dir in use", Request{Repo: repo, Version: "1", WorkDir: busy}, "work directory " + busy + " is not empty; give each build its own"},
+		{"work dir in the checkout", Request{Repo: repo, Version: "1", WorkDir: filepath.Join(repo, "build")}, "work directory " + filepath.Join(repo, "build") + " is inside the repository " + repo + ", whose working tree a build never touches"},
+		{"log dir is the checkout", Request{Repo: repo, Version: "1", WorkDir: work(), LogDir: repo}, "log directory " + repo + " is inside the repository " + repo + ", whose working tree a build never touches"},
+		{"option as target", Request{Repo: repo, Version: "1", WorkDir: work(), Target: "--help"}, `target "--help" starts with '-'`},
 		{"tag pattern", Request{Repo: repo, Version: "1", WorkDir: work(), TagPattern: "v"}, `tag pattern "v" has no {version}`},
 		{"target with pipeline", Request{Repo: repo, Version: "1", WorkDir: work(), Pipeline: "make", Target: "x"}, "--guix-system and --target apply to the Guix pipeline, not to a --pipeline command"},
 		{"project without pipeline", Request{Repo: repo, Version: "1", WorkDir: work(), Project: "p"}, "a project applies to a --pipeline build only"},
@@ -394,5 +397,35 @@ func TestBuildPipelineFails(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &se) || se.Stage != StagePipeline || se.ExitCode != 2 || se.LastLine != "make: *** no rule" || !errors.As(err, &ee) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestBuildTargetAndSystem passes --guix-system and --target through to
+// the scripts; the outputs and the attestation carry them.
+func TestBuildTargetAndSystem(t *testing.T) {
+	t.Parallel()
+	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	sig := signing(t)
+	res, err := Build(t.Context(), Request{
+		Repo: repo, Version: version009, WorkDir: filepath.Join(t.TempDir(), "work"), Env: buildEnv(), Clock: testClock,
+		GuixSystem: "i686-linux", Target: "x86_64-unknown-linux-musl", Sign: sig,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := attest.DecodeAttestation(res.Signed.Document.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.GuixSystem != "i686-linux" || a.RustTarget != "x86_64-unknown-linux-musl" || a.Artifact.Filename != "cuprated-0.0.9-x86_64-unknown-linux-musl.tar.gz" {
+		t.Errorf("attestation %+v", a)
+	}
+	for _, s := range res.Record.Stages {
+		if s.Stage == StageDistsrc && s.Command[len(s.Command)-1] != "i686-linux" {
+			t.Errorf("guix-mk-distsrc ran as %v", s.Command)
+		}
+		if s.Stage == StageBuild && !strings.HasSuffix(strings.Join(s.Command, " "), "--guix-system i686-linux --target x86_64-unknown-linux-musl") {
+			t.Errorf("guix-build ran as %v", s.Command)
+		}
 	}
 }

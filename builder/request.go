@@ -202,6 +202,11 @@ func (r *Request) normalize() error {
 	if r.LogDir, err = filepath.Abs(r.LogDir); err != nil {
 		return usagef("log directory: %v", err)
 	}
+	for _, d := range []struct{ what, path string }{{"work", r.WorkDir}, {"log", r.LogDir}} {
+		if within(d.path, r.Repo) {
+			return usagef("%s directory %s is inside the repository %s, whose working tree a build never touches", d.what, d.path, r.Repo)
+		}
+	}
 	if r.Pipeline != "" {
 		if r.GuixSystem != "" || r.Target != "" {
 			return usagef("--guix-system and --target apply to the Guix pipeline, not to a --pipeline command")
@@ -219,6 +224,9 @@ func (r *Request) normalize() error {
 			if n.v != "" {
 				if err := attest.CheckName(n.what, n.v); err != nil {
 					return usagef("%v", err)
+				}
+				if strings.HasPrefix(n.v, "-") {
+					return usagef("%s %q starts with '-'", n.what, n.v)
 				}
 			}
 		}
@@ -274,4 +282,27 @@ func isHex(s string, min, max int) bool {
 		}
 	}
 	return true
+}
+
+// within reports whether p is dir or below it, symlinks resolved.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(resolved(dir), resolved(p))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// resolved returns p with the symlinks of its longest existing prefix
+// resolved.
+func resolved(p string) string {
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }
