@@ -48,8 +48,6 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		if req.Sign != nil {
 			res.Record.BuilderID = req.Sign.BuilderID
 		}
-	}
-	if err == nil {
 		b := &build{req: &req, res: res, r: &runner{
 			env: req.Env, logDir: req.LogDir, grace: req.Timeouts.Grace,
 			progress: req.Progress, clock: req.Clock,
@@ -116,10 +114,12 @@ func (b *build) run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}
+	if _, serr := os.Lstat(b.out); serr == nil {
+		b.res.Record.OutDir = b.out // also after a failure, for inspection
+	}
 	if err != nil {
 		return err
 	}
-	b.res.Record.OutDir = b.out
 	r := b.r
 	r.report(Progress{Stage: StageCheck})
 	var (

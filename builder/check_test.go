@@ -444,6 +444,7 @@ func TestAttestUsage(t *testing.T) {
 		{AttestRequest{Version: "1", Sign: sign}, "attest needs the time to sign at"},
 		{AttestRequest{Version: "1", Now: testTime, Sign: sign, Project: "p"}, "a project applies to a manifest only"},
 		{AttestRequest{Version: "1", Now: testTime, Sign: sign, Kind: "other"}, `unknown document kind "other"`},
+		{AttestRequest{Version: "1", Now: testTime, Sign: sign, Kind: attest.KindManifest, Commit: strings.Repeat("a", 40)}, "a manifest does not name a commit; --commit applies to a Guix output directory"},
 	} {
 		_, err := Attest(t.Context(), t.TempDir(), c.req)
 		if !errors.Is(err, ErrUsage) || err.Error() != c.msg+": invalid build request" {

@@ -52,6 +52,9 @@ func TestBuildStageFails(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 	// The partial outputs stay for inspection; the worktree does not.
+	if rec.OutDir != filepath.Join(work, "out") {
+		t.Errorf("record's out dir %q", rec.OutDir)
+	}
 	if _, err := os.Stat(filepath.Join(work, "out", artifact009)); err != nil {
 		t.Error(err)
 	}

@@ -67,6 +67,9 @@ func Attest(ctx context.Context, outDir string, req AttestRequest) (*Signed, err
 		}
 		return signAttestation(ctx, a, req.Sign, id, req.Now)
 	case attest.KindManifest:
+		if req.Commit != "" {
+			return nil, usagef("a manifest does not name a commit; --commit applies to a Guix output directory")
+		}
 		body, _, err := checkManifest(ctx, outDir, req.Version, req.Project)
 		if err != nil {
 			return nil, err
