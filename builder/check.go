@@ -363,6 +363,10 @@ func (o *outDir) metadata(w want) (*attest.Attestation, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMetadata(b, w)
+}
+
+func parseMetadata(b []byte, w want) (*attest.Attestation, error) {
 	var m buildMetadata
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -440,6 +444,10 @@ func (o *outDir) guixCommit() (*string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseDescribe(b)
+}
+
+func parseDescribe(b []byte) (*string, error) {
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, checkErr(fileDescribe, RuleMalformed, err, "not JSON: %v", err)
@@ -479,6 +487,10 @@ func (o *outDir) firstLine(name string) (*string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return firstLineOf(name, b)
+}
+
+func firstLineOf(name string, b []byte) (*string, error) {
 	if !utf8.Valid(b) {
 		return nil, checkErr(name, RuleMalformed, nil, "is not UTF-8")
 	}

@@ -56,6 +56,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	fixture.root = root
+	// The fake guix runs from a copy, executable whatever the checkout of
+	// testdata kept of its mode.
+	fakeGuix = filepath.Join(root, "bin")
+	err = os.CopyFS(fakeGuix, os.DirFS("testdata/fakeguix"))
+	if err == nil {
+		err = os.Chmod(filepath.Join(fakeGuix, "guix"), 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(root)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(root)
 	os.Exit(code)
@@ -169,20 +181,14 @@ func standin(t *testing.T, dir string) (string, map[string]string) {
 	return repo, commits
 }
 
-// fakeGuixDir is the directory of the fake guix.
-func fakeGuixDir() string {
-	d, err := filepath.Abs("testdata/fakeguix")
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
+// fakeGuix is the directory of the fake guix (a copy of testdata/fakeguix).
+var fakeGuix string
 
 // buildEnv is the environment of a stand-in build: the fake guix first on
 // PATH, no machine git configuration, and extra.
 func buildEnv(extra ...string) []string {
 	env := append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"PATH="+fakeGuixDir()+string(os.PathListSeparator)+os.Getenv("PATH"))
+		"PATH="+fakeGuix+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return append(env, extra...)
 }
 
