@@ -102,6 +102,19 @@ func (kr *Keyring) remove(k *Key) {
 	}
 }
 
+// Clone returns a copy that can be changed while the original is read:
+// a node swaps in a new keyring instead of locking readers out.
+func (kr *Keyring) Clone() *Keyring {
+	c := &Keyring{byFP: make(map[string]*Key, len(kr.byFP)), byID: make(map[uint64][]signer, len(kr.byID))}
+	for fp, k := range kr.byFP {
+		c.byFP[fp] = k
+	}
+	for id, ss := range kr.byID {
+		c.byID[id] = append([]signer(nil), ss...)
+	}
+	return c
+}
+
 // Get returns the key with fingerprint fp, or nil.
 func (kr *Keyring) Get(fp string) *Key { return kr.byFP[fp] }
 

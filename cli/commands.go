@@ -151,8 +151,8 @@ func keyCommand() *ucli.Command {
 				Usage: "list the known public keys",
 				Flags: []ucli.Flag{jsonFlag},
 				Action: func(c *ucli.Context) error {
-					return withNode(c, func(n *node.Node) error {
-						keys, err := n.Keys()
+					return withBackend(c, true, func(n backend) error {
+						keys, err := n.Keys(c.Context)
 						if err != nil {
 							return err
 						}
@@ -233,41 +233,34 @@ func trustCommand() *ucli.Command {
 					if c.NArg() == 0 {
 						return usagef("trust add needs at least one key FILE or FINGERPRINT")
 					}
-					return withNode(c, func(n *node.Node) error {
-						for _, arg := range c.Args().Slice() {
-							if _, err := os.Stat(arg); err != nil && arg != "-" {
-								if _, ferr := attest.NormalizeFingerprint(arg); ferr != nil {
-									return usagef("%s is neither a readable key file nor a fingerprint: %w", arg, err)
-								}
-								k, err := n.TrustFingerprint(arg, c.String("name"))
-								if err != nil {
-									return err
-								}
-								fmt.Fprintf(c.App.Writer, "trusted %s (%s)\n", k.Fingerprint, k.UserID())
-								continue
+					var req node.TrustRequest
+					req.Name = c.String("name")
+					for _, arg := range c.Args().Slice() {
+						if _, err := os.Stat(arg); err != nil && arg != "-" {
+							if _, ferr := attest.NormalizeFingerprint(arg); ferr != nil {
+								return usagef("%s is neither a readable key file nor a fingerprint: %w", arg, err)
 							}
-							b, err := readInput(c, arg)
-							if err != nil {
-								return err
-							}
-							keys, err := attest.ReadKeys(b)
-							if err != nil {
-								return usagef("%s: %w", arg, err)
-							}
-							held, err := n.AddKeys(keys)
-							if err != nil {
-								return err
-							}
-							name := c.String("name")
-							if name == "" && len(held) == 1 && arg != "-" {
-								name = strings.TrimSuffix(filepath.Base(arg), filepath.Ext(arg))
-							}
-							if err := n.Trust(held, name); err != nil {
-								return err
-							}
-							for _, k := range held {
-								fmt.Fprintf(c.App.Writer, "trusted %s (%s)\n", k.Fingerprint, k.UserID())
-							}
+							req.Fingerprints = append(req.Fingerprints, arg)
+							continue
+						}
+						b, err := readInput(c, arg)
+						if err != nil {
+							return err
+						}
+						name := ""
+						if arg != "-" {
+							name = strings.TrimSuffix(filepath.Base(arg), filepath.Ext(arg))
+						}
+						req.Keys = append(req.Keys, b)
+						req.Names = append(req.Names, name)
+					}
+					return withBackend(c, false, func(n backend) error {
+						keys, err := n.Trust(c.Context, req)
+						if err != nil {
+							return err
+						}
+						for _, k := range keys {
+							fmt.Fprintf(c.App.Writer, "trusted %s (%s)\n", k.Fingerprint, k.UserID)
 						}
 						return nil
 					})
@@ -281,8 +274,8 @@ func trustCommand() *ucli.Command {
 					if c.NArg() != 1 {
 						return usagef("trust remove takes one FINGERPRINT")
 					}
-					return withNode(c, func(n *node.Node) error {
-						if err := n.Untrust(c.Args().First()); err != nil {
+					return withBackend(c, false, func(n backend) error {
+						if err := n.Untrust(c.Context, c.Args().First()); err != nil {
 							return err
 						}
 						fmt.Fprintf(c.App.Writer, "no longer trusted: %s\n", c.Args().First())
@@ -295,8 +288,8 @@ func trustCommand() *ucli.Command {
 				Usage: "list the trusted keys",
 				Flags: []ucli.Flag{jsonFlag},
 				Action: func(c *ucli.Context) error {
-					return withNode(c, func(n *node.Node) error {
-						keys, err := n.TrustList()
+					return withBackend(c, true, func(n backend) error {
+						keys, err := n.TrustList(c.Context)
 						if err != nil {
 							return err
 						}
@@ -322,13 +315,12 @@ func importCommand() *ucli.Command {
 			if c.NArg() != 1 {
 				return usagef("import takes one PATH")
 			}
-			return withNode(c, func(n *node.Node) error {
-				prog := newProgress(c.App.ErrWriter)
-				sum, err := n.Import(c.Context, c.Args().First(), node.ImportOptions{
-					Version: c.String("version"), Signer: c.String("signer"),
-					Progress: prog.update,
-				})
-				prog.done()
+			path, err := filepath.Abs(c.Args().First())
+			if err != nil {
+				return usagef("%w", err)
+			}
+			return withBackend(c, false, func(n backend) error {
+				sum, err := n.Import(c.Context, node.ImportRequest{Path: path, Version: c.String("version"), Signer: c.String("signer")})
 				if sum != nil && !c.Bool("json") {
 					printImportSummary(c.App.Writer, sum)
 				}

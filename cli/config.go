@@ -112,17 +112,6 @@ func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	return fn(n)
 }
 
-// readNode is withNode for commands that only read: the store is opened
-// shared and read-only, which is much faster.
-func readNode(c *ucli.Context, fn func(*node.Node) error) error {
-	n, err := openNode(c, node.ReadOnly())
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	return fn(n)
-}
-
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	if !ok {

@@ -116,7 +116,9 @@ func classify(err error) (int, string) {
 	case errors.Is(err, node.ErrNoBuilderKey):
 		return ExitUsage, "create one with `rbnode key generate --name NAME --email EMAIL`, or import yours with `rbnode key import FILE` (from gpg --export-secret-keys --armor)"
 	case errors.Is(err, store.ErrLocked):
-		return ExitInconclusive, "another rbnode process (a running daemon?) has this home open; try again when it has finished"
+		return ExitInconclusive, "another rbnode process has this home open; try again when it has finished"
+	case errors.Is(err, node.ErrNoDaemon):
+		return ExitInconclusive, "start one with `rbnode daemon`"
 	case errors.Is(err, node.ErrUnknownRelease):
 		return ExitInconclusive, "import or sync documents first (rbnode import PATH); `rbnode status` lists the releases this node knows"
 	case errors.Is(err, context.Canceled):
@@ -159,6 +161,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			signCommand(),
 			statusCommand(),
 			verifyCommand(),
+			daemonCommand(),
+			syncCommand(),
+			publishCommand(),
+			idCommand(),
+			peersCommand(),
 		},
 	}
 	return app

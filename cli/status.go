@@ -23,9 +23,9 @@ func statusCommand() *ucli.Command {
 			if c.NArg() > 1 {
 				return usagef("status takes at most one VERSION")
 			}
-			return readNode(c, func(n *node.Node) error {
+			return withBackend(c, true, func(n backend) error {
 				if c.NArg() == 0 {
-					list, err := n.Releases(c.String("project"), 0)
+					list, err := n.Releases(c.Context, c.String("project"), quorumArg(c))
 					if err != nil {
 						return err
 					}
@@ -38,7 +38,7 @@ func statusCommand() *ucli.Command {
 					printReleases(c.App.Writer, list)
 					return nil
 				}
-				r, err := n.Status(c.String("project"), c.Args().First(), 0)
+				r, err := n.Status(c.Context, c.String("project"), c.Args().First(), quorumArg(c))
 				if err != nil {
 					return err
 				}
@@ -53,6 +53,15 @@ func statusCommand() *ucli.Command {
 			})
 		},
 	}
+}
+
+// quorumArg is the --quorum flag when given: the daemon applies its own
+// configured quorum otherwise, and a local node its config.
+func quorumArg(c *ucli.Context) int {
+	if isSet(c, "quorum") {
+		return c.Int("quorum")
+	}
+	return 0
 }
 
 func verdictCode(v attest.Verdict) int {
@@ -240,8 +249,12 @@ func verifyCommand() *ucli.Command {
 			if c.NArg() == 0 {
 				return usagef("verify needs at least one FILE")
 			}
-			return readNode(c, func(n *node.Node) error {
-				res, err := n.VerifyFiles(c.Args().Slice(), c.String("project"), c.String("version"), 0)
+			files, err := node.HashFiles(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			return withBackend(c, true, func(n backend) error {
+				res, err := n.VerifyHashes(c.Context, files, c.String("project"), c.String("version"), quorumArg(c))
 				if err != nil {
 					if errors.Is(err, node.ErrUnknownRelease) {
 						return exitWith(ExitInconclusive)

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/rbnode/rbnode/attest"
 )
@@ -22,11 +25,48 @@ type Config struct {
 	Project string `toml:"project"`
 	// LogLevel is zerolog's level name: trace, debug, info, warn, error.
 	LogLevel string `toml:"log_level"`
+
+	// Network names the rbnode network; nodes of different networks
+	// never exchange anything.
+	Network string `toml:"network"`
+	// Listen lists the daemon's listen multiaddrs.
+	Listen []string `toml:"listen"`
+	// Bootstrap lists peers to dial at start, as full multiaddrs with
+	// /p2p/<peer id> (rbnode id prints them).
+	Bootstrap []string `toml:"bootstrap"`
+	// MDNS turns on discovery of peers on the local network.
+	MDNS bool `toml:"mdns"`
+	// DHT turns on Kademlia rendezvous on the network name, to find peers
+	// beyond the bootstrap list.
+	DHT bool `toml:"dht"`
+	// SyncInterval is the period of catch-up sync with a random peer
+	// (there is also one on every new connection).
+	SyncInterval Duration `toml:"sync_interval"`
 }
+
+// Duration is a time.Duration written as "5m" or "90s" in the config file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 90s or 5m", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as Go does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
-	return Config{Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn"}
+	return Config{
+		Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn",
+		Network: "cuprated", Listen: []string{"/ip4/0.0.0.0/tcp/4731", "/ip4/0.0.0.0/udp/4731/quic-v1"},
+		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
+	}
 }
 
 // DefaultHome is ~/.rbnode, or .rbnode in the working directory when the
@@ -51,6 +91,14 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.SyncInterval.Duration < time.Second {
+		return fmt.Errorf("sync_interval %s is too short (at least 1s)", c.SyncInterval)
+	}
+	for _, a := range append(append([]string(nil), c.Listen...), c.Bootstrap...) {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("%q is not a multiaddr: %v", a, err)
+		}
+	}
 	switch c.LogLevel {
 	case "trace", "debug", "info", "warn", "error", "disabled":
 	default:
@@ -64,4 +112,8 @@ const (
 	ConfigFile = "config.toml"
 	StoreDir   = "store"
 	KeyFile    = "builder-key.asc"
+	// IdentityFile holds the daemon's libp2p key: its peer ID.
+	IdentityFile = "p2p-identity.key"
+	// SocketFile is the local API's unix socket.
+	SocketFile = "rbnode.sock"
 )

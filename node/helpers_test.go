@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -159,37 +157,5 @@ func trustBuilders(t testing.TB, n *Node, bs ...builderKey) {
 		}
 	}
 }
-
-// copyTree copies a directory tree (test data is read-only).
-func copyTree(t testing.TB, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(f, in)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func fatalf(t testing.TB, format string, a ...any) { t.Helper(); t.Fatal(fmt.Sprintf(format, a...)) }
 
 func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }

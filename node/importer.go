@@ -27,6 +27,9 @@ type ImportOptions struct {
 	Workers int
 	// Progress, if set, is called after every batch written to the store.
 	Progress func(ImportProgress)
+	// Document, if set, is called with the id of every document of the
+	// tree that is now stored (new or already there), after it is durable.
+	Document func(attest.ID)
 }
 
 // ImportProgress counts documents so far. Stored counts only documents
@@ -106,7 +109,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	werr := n.writeResults(results, sum, opts.Progress)
+	werr := n.writeResults(results, sum, opts.Progress, opts.Document)
 	if werr != nil {
 		cancel()
 		for range results { // let the workers finish
@@ -174,6 +177,7 @@ type importJob struct {
 type importResult struct {
 	entry *store.Entry
 	dup   bool
+	id    attest.ID // of the entry or the duplicate
 	rej   *store.Rejection
 }
 
@@ -308,13 +312,13 @@ func (n *Node) checkDoc(d *attest.Document, kr *attest.Keyring, source, origin s
 		return reject(parseReason(err), err.Error(), "")
 	}
 	if has, err := n.store.Has(p.ID); err == nil && has {
-		return importResult{dup: true}
+		return importResult{dup: true, id: p.ID}
 	}
 	v := kr.Verify(d.Body, p.Sig, now)
 	if !v.OK() && v.Status != attest.StatusUnknownKey {
 		return reject(string(v.Status), v.Detail, v.KeyID)
 	}
-	return importResult{entry: &store.Entry{
+	return importResult{id: p.ID, entry: &store.Entry{
 		Record: store.Record{
 			ID: p.ID, Kind: d.Kind, Project: p.Statement.Project, Version: p.Statement.Version,
 			Signer: d.Signer, Name: d.Name, Body: d.Body, Signature: d.Signature,
@@ -358,7 +362,7 @@ func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin strin
 		})
 	}
 	go func() { wg.Wait(); close(results) }()
-	if err := n.writeResults(results, sum, nil); err != nil {
+	if err := n.writeResults(results, sum, nil, nil); err != nil {
 		cancel()
 		for range results {
 		}
@@ -381,9 +385,12 @@ func parseReason(err error) string {
 
 // writeResults is the single writer: it batches stored documents, counts
 // duplicates (also within the run) and logs rejections.
-func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, progress func(ImportProgress)) error {
+func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, progress func(ImportProgress), document func(attest.ID)) error {
 	batch := n.store.NewBatch()
 	pending := map[attest.ID]attest.Status{}
+	if document == nil {
+		document = func(attest.ID) {}
+	}
 	var rejs []store.Rejection
 	flush := func() error {
 		if err := batch.Flush(); err != nil {
@@ -392,9 +399,10 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 		if err := n.store.AddRejections(rejs); err != nil {
 			return err
 		}
-		for _, st := range pending {
+		for id, st := range pending {
 			sum.Stored++
 			sum.ByStatus[st]++
+			document(id)
 		}
 		clear(pending)
 		rejs = rejs[:0]
@@ -411,6 +419,7 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 			rejs = append(rejs, *r.rej)
 		case r.dup:
 			sum.Duplicate++
+			document(r.id)
 		default:
 			id := r.entry.Record.ID
 			if _, ok := pending[id]; ok {
@@ -422,6 +431,7 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				return err
 			} else if has {
 				sum.Duplicate++
+				document(id)
 				continue
 			}
 			if err := batch.Put(r.entry); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,8 +42,10 @@ type Node struct {
 	now   func() time.Time
 	ro    bool
 
+	// keyring is replaced, never changed in place, so verifiers read it
+	// without locks; mu serialises the writers.
 	mu      sync.Mutex
-	keyring *attest.Keyring // loaded on first use
+	keyring atomic.Pointer[attest.Keyring]
 	closeMu sync.Once
 }
 
@@ -93,17 +96,27 @@ func (n *Node) Store() *store.Store { return n.store }
 // Keyring returns every known public key, loading them from the store on
 // first use.
 func (n *Node) Keyring() (*attest.Keyring, error) {
+	if kr := n.keyring.Load(); kr != nil {
+		return kr, nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.keyring != nil {
-		return n.keyring, nil
+	return n.loadKeyring()
+}
+
+// loadKeyring returns the keyring, reading it from the store the first
+// time. n.mu must be held.
+func (n *Node) loadKeyring() (*attest.Keyring, error) {
+	if kr := n.keyring.Load(); kr != nil {
+		return kr, nil
 	}
 	keys, err := n.store.Keys()
 	if err != nil {
 		return nil, fmt.Errorf("load keys: %w", err)
 	}
-	n.keyring = attest.NewKeyring(keys...)
-	return n.keyring, nil
+	kr := attest.NewKeyring(keys...)
+	n.keyring.Store(kr)
+	return kr, nil
 }
 
 // TrustSet returns the trusted fingerprints and their names.
@@ -124,11 +137,13 @@ func (n *Node) TrustSet() (attest.TrustSet, error) {
 // the key or may be voided by a revocation it now carries. It returns the
 // keys as now held.
 func (n *Node) AddKeys(keys []*attest.Key) ([]*attest.Key, error) {
-	kr, err := n.Keyring()
+	n.mu.Lock()
+	old, err := n.loadKeyring()
 	if err != nil {
+		n.mu.Unlock()
 		return nil, err
 	}
-	n.mu.Lock()
+	kr := old.Clone()
 	var held []*attest.Key
 	for _, k := range keys {
 		h := kr.Add(k)
@@ -138,6 +153,7 @@ func (n *Node) AddKeys(keys []*attest.Key) ([]*attest.Key, error) {
 		}
 		held = append(held, h)
 	}
+	n.keyring.Store(kr)
 	n.mu.Unlock()
 	if _, err := n.reverify(held); err != nil {
 		return nil, err
@@ -194,6 +210,47 @@ func (n *Node) Trust(keys []*attest.Key, name string) error {
 		}
 	}
 	return nil
+}
+
+// ApplyTrust adds key files and known fingerprints to the trust set. A key
+// file holding one key is named by req.Names (else by req.Name, else by the
+// key's own name). It returns the keys now trusted.
+func (n *Node) ApplyTrust(req TrustRequest) ([]KeyInfo, error) {
+	var done []*attest.Key
+	for i, b := range req.Keys {
+		keys, err := attest.ReadKeys(b)
+		if err != nil {
+			return nil, usagef("key file %d: %w", i+1, err)
+		}
+		held, err := n.AddKeys(keys)
+		if err != nil {
+			return nil, err
+		}
+		name := req.Name
+		if name == "" && i < len(req.Names) && len(held) == 1 {
+			name = req.Names[i]
+		}
+		if err := n.Trust(held, name); err != nil {
+			return nil, err
+		}
+		done = append(done, held...)
+	}
+	for _, fp := range req.Fingerprints {
+		k, err := n.TrustFingerprint(fp, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		done = append(done, k)
+	}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return nil, err
+	}
+	out := []KeyInfo{}
+	for _, k := range done {
+		out = append(out, keyInfo(k, ts, ""))
+	}
+	return out, nil
 }
 
 // TrustFingerprint trusts a key the node already knows.

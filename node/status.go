@@ -77,6 +77,18 @@ func (n *Node) Status(project, version string, quorum int) (*attest.Report, erro
 		})
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
+	quarantined, err := n.store.QuarantinedIn(project, version)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range quarantined {
+		v := q.Verification
+		r.Untrusted = append(r.Untrusted, attest.DocRef{
+			Document: q.ID.String(), File: q.File, Signer: q.Signer, Fingerprint: v.Fingerprint,
+			KeyID: v.KeyID, SignedAt: v.SignedAt, Reason: "untrusted_key",
+			Detail: "received from a peer; kept in quarantine, not relayed",
+		})
+	}
 	rejs, err := n.store.Rejections(version)
 	if err != nil {
 		return nil, err
@@ -86,7 +98,7 @@ func (n *Node) Status(project, version string, quorum int) (*attest.Report, erro
 			File: x.File, Signer: x.Signer, KeyID: x.KeyID, Reason: x.Reason, Detail: x.Detail,
 		})
 	}
-	if len(docs) == 0 && len(rejs) == 0 {
+	if len(docs) == 0 && len(rejs) == 0 && len(quarantined) == 0 {
 		return nil, fmt.Errorf("%s %s: %w", project, version, ErrUnknownRelease)
 	}
 	return r, nil
@@ -166,11 +178,39 @@ type FileResult struct {
 	Detail   string           `json:"detail"`
 }
 
-// VerifyFiles hashes local files and compares each with the consensus hash
-// of the artifact it is: found by its hash among attested artifacts, else by
-// its file name. version (optional) restricts the search to one version.
+// FileHash is a local file and its sha256 (lowercase hex).
+type FileHash struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// HashFiles hashes local files.
+func HashFiles(paths []string) ([]FileHash, error) {
+	var out []FileHash
+	for _, p := range paths {
+		sum, err := hashFile(p)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		out = append(out, FileHash{Path: p, SHA256: sum})
+	}
+	return out, nil
+}
+
+// VerifyFiles hashes local files and judges them with VerifyHashes.
 func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) ([]FileResult, error) {
-	var out []FileResult
+	files, err := HashFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	return n.VerifyHashes(files, project, version, quorum)
+}
+
+// VerifyHashes compares each file with the consensus hash of the artifact
+// it is: found by its hash among attested artifacts, else by its file
+// name. version (optional) restricts the search to one version.
+func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum int) ([]FileResult, error) {
+	out := []FileResult{}
 	cache := map[store.ReleaseKey]*attest.Report{}
 	report := func(k store.ReleaseKey) (*attest.Report, error) {
 		if r, ok := cache[k]; ok {
@@ -180,10 +220,10 @@ func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) 
 		cache[k] = r
 		return r, err
 	}
-	for _, p := range paths {
-		sum, err := hashFile(p)
-		if err != nil {
-			return nil, usageErr(err)
+	for _, f := range files {
+		p, sum := f.Path, f.SHA256
+		if _, err := attest.ParseID(sum); err != nil {
+			return nil, usagef("%s: sha256 %q is not 64 hex digits", p, sum)
 		}
 		res := FileResult{Path: p, SHA256: sum, Outcome: FileNoConsensus}
 		byName, byHash, err := n.store.ReleasesWith(filepath.Base(p), sum)

@@ -235,6 +235,7 @@ var (
 	pReject   = []byte("1/x/")
 	pRejectV  = []byte("1/y/")
 	pSetting  = []byte("1/s/")
+	pGood     = []byte("1/g/")
 	sep       = []byte{0}
 )
 
@@ -310,6 +311,11 @@ func (b *Batch) Put(e *Entry) error {
 	}
 	if err := set(key(pRelease, proj, sep, vers, sep, id), nil); err != nil {
 		return err
+	}
+	if e.Meta.Verification.OK() {
+		if err := set(key(pGood, id), nil); err != nil {
+			return err
+		}
 	}
 	if kid := e.Meta.Verification.KeyID; kid != "" {
 		if err := set(key(pIssuer, []byte(kid), []byte("/"), id), nil); err != nil {
@@ -479,10 +485,11 @@ func (s *Store) keys(prefix []byte, fn func(rest []byte) bool) error {
 	})
 }
 
-// Range calls fn for each stored document id with the given prefix, in
-// ascending order, until fn returns false.
+// Range calls fn for each stored document with a good signature whose id
+// starts with prefix, in ascending order, until fn returns false: the set
+// a node shares with its peers.
 func (s *Store) Range(prefix []byte, fn func(id attest.ID) bool) error {
-	return s.keys(key(pDoc, prefix), func(rest []byte) bool {
+	return s.keys(key(pGood, prefix), func(rest []byte) bool {
 		var id attest.ID
 		copy(id[len(prefix):], rest)
 		copy(id[:], prefix)
@@ -519,6 +526,14 @@ func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
 		}
 		m.Verification = v
 		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if v.OK() {
+			err = txn.Set(key(pGood, id[:]), nil)
+		} else {
+			err = txn.Delete(key(pGood, id[:]))
+		}
 		if err != nil {
 			return err
 		}
@@ -714,29 +729,7 @@ func dropRejection(txn *badger.Txn, seq uint64) error {
 }
 
 func rejectBounds(txn *badger.Txn) (first, next uint64, err error) {
-	read := func(name string) (uint64, error) {
-		item, err := txn.Get(key(pSetting, []byte(name)))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		var n uint64
-		err = item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return errors.New("bad rejection counter")
-			}
-			n = binary.BigEndian.Uint64(b)
-			return nil
-		})
-		return n, err
-	}
-	if first, err = read("reject-first"); err != nil {
-		return
-	}
-	next, err = read("reject-next")
-	return
+	return counters(txn, "reject-first", "reject-next")
 }
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

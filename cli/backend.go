@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node"
+)
+
+// backend is what commands need of a node: the node itself when no daemon
+// runs, or the daemon's local API when one holds the store.
+type backend interface {
+	Status(ctx context.Context, project, version string, quorum int) (*attest.Report, error)
+	Releases(ctx context.Context, project string, quorum int) ([]node.ReleaseSummary, error)
+	VerifyHashes(ctx context.Context, files []node.FileHash, project, version string, quorum int) ([]node.FileResult, error)
+	Import(ctx context.Context, req node.ImportRequest) (*node.ImportSummary, error)
+	Trust(ctx context.Context, req node.TrustRequest) ([]node.KeyInfo, error)
+	Untrust(ctx context.Context, fp string) error
+	TrustList(ctx context.Context) ([]node.KeyInfo, error)
+	Keys(ctx context.Context) ([]node.KeyInfo, error)
+}
+
+var (
+	_ backend = (*node.Client)(nil)
+	_ backend = local{}
+)
+
+// local adapts an open node to backend.
+type local struct {
+	n        *node.Node
+	progress func(node.ImportProgress)
+}
+
+func (l local) Status(_ context.Context, project, version string, quorum int) (*attest.Report, error) {
+	return l.n.Status(project, version, quorum)
+}
+
+func (l local) Releases(_ context.Context, project string, quorum int) ([]node.ReleaseSummary, error) {
+	return l.n.Releases(project, quorum)
+}
+
+func (l local) VerifyHashes(_ context.Context, files []node.FileHash, project, version string, quorum int) ([]node.FileResult, error) {
+	return l.n.VerifyHashes(files, project, version, quorum)
+}
+
+func (l local) Import(ctx context.Context, req node.ImportRequest) (*node.ImportSummary, error) {
+	return l.n.Import(ctx, req.Path, node.ImportOptions{Version: req.Version, Signer: req.Signer, Progress: l.progress})
+}
+
+func (l local) Trust(_ context.Context, req node.TrustRequest) ([]node.KeyInfo, error) {
+	return l.n.ApplyTrust(req)
+}
+
+func (l local) Untrust(_ context.Context, fp string) error { return l.n.Untrust(fp) }
+
+func (l local) TrustList(context.Context) ([]node.KeyInfo, error) { return l.n.TrustList() }
+
+func (l local) Keys(context.Context) ([]node.KeyInfo, error) { return l.n.Keys() }
+
+// withBackend runs fn against the daemon if one answers on the home's
+// socket, else against the store opened directly (read-only when
+// readOnly). A stale socket left by a crashed daemon is not a daemon.
+func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	if cl, err := node.Dial(cfg.Home); err == nil {
+		return fn(cl)
+	} else if !errors.Is(err, node.ErrNoDaemon) {
+		return err
+	}
+	var opts []node.Option
+	if readOnly {
+		opts = append(opts, node.ReadOnly())
+	}
+	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	prog := newProgress(c.App.ErrWriter)
+	defer prog.done()
+	return fn(local{n: n, progress: prog.update})
+}

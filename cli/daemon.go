@@ -1,0 +1,304 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/rbnode/rbnode/node"
+)
+
+var networkFlags = []ucli.Flag{
+	&ucli.StringFlag{Name: "network", Usage: "network name: nodes of different networks never mix (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
+	&ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}},
+	&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` with /p2p/<id> to dial at start (repeatable)", EnvVars: []string{"RBNODE_BOOTSTRAP"}},
+	&ucli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
+	&ucli.BoolFlag{Name: "no-dht", Usage: "do not look for peers through the DHT"},
+	&ucli.DurationFlag{Name: "sync-interval", Usage: "period of catch-up sync with a random peer (default 5m)", EnvVars: []string{"RBNODE_SYNC_INTERVAL"}},
+	&ucli.DurationFlag{Name: "stop-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop may take"},
+}
+
+// applyNetworkFlags lays the daemon's flags over the configuration.
+func applyNetworkFlags(c *ucli.Context, cfg *node.Config) error {
+	if isSet(c, "network") {
+		cfg.Network = c.String("network")
+	}
+	if isSet(c, "listen") {
+		cfg.Listen = c.StringSlice("listen")
+	}
+	if isSet(c, "bootstrap") {
+		cfg.Bootstrap = append(cfg.Bootstrap, c.StringSlice("bootstrap")...)
+	}
+	if c.Bool("no-mdns") {
+		cfg.MDNS = false
+	}
+	if c.Bool("no-dht") {
+		cfg.DHT = false
+	}
+	if isSet(c, "sync-interval") {
+		cfg.SyncInterval = node.Duration{Duration: c.Duration("sync-interval")}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &usageError{err}
+	}
+	return nil
+}
+
+func daemonCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "daemon",
+		Usage: "run the node: gossip with peers, catch up, serve the local API (first interrupt stops gracefully, second at once)",
+		Flags: networkFlags,
+		Action: func(c *ucli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			if cfg.LogLevel == node.DefaultConfig().LogLevel && !isSet(c, "log-level") {
+				cfg.LogLevel = "info"
+			}
+			if err := applyNetworkFlags(c, &cfg); err != nil {
+				return err
+			}
+			if _, err := node.Dial(cfg.Home); err == nil {
+				return usagef("a daemon is already running for %s", cfg.Home)
+			}
+			log := newLogger(c, cfg.LogLevel)
+			n, err := node.Open(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			d, err := node.NewDaemon(n, node.DaemonOptions{StopTimeout: c.Duration("stop-timeout")})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			id := d.Identity()
+			fmt.Fprintf(c.App.ErrWriter, "rbnode daemon: peer %s on network %s\n", id.PeerID, id.Network)
+			for _, a := range id.Addrs {
+				fmt.Fprintf(c.App.ErrWriter, "  listening on %s\n", a)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- d.Run(c.Context) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-c.Context.Done():
+			}
+			timeout := c.Duration("stop-timeout")
+			select {
+			case err := <-errc:
+				fmt.Fprintln(c.App.ErrWriter, "rbnode daemon: stopped")
+				return err
+			case <-time.After(timeout):
+				return fmt.Errorf("daemon did not stop within %s", timeout)
+			}
+		},
+	}
+}
+
+func syncCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "sync",
+		Usage: "fetch and verify what peers have and this node lacks, once, without a daemon (a light client)",
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "peer", Usage: "peer `MULTIADDR` with /p2p/<id> (repeatable; default: the configured bootstrap peers)"},
+			&ucli.StringFlag{Name: "network", Usage: "network name (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
+			jsonFlag,
+		},
+		Action: func(c *ucli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			if isSet(c, "network") {
+				cfg.Network = c.String("network")
+			}
+			addrs := c.StringSlice("peer")
+			if len(addrs) == 0 {
+				addrs = cfg.Bootstrap
+			}
+			if len(addrs) == 0 {
+				return usagef("sync needs a --peer MULTIADDR (rbnode id on the other node prints one) or bootstrap peers in the config")
+			}
+			peers, err := node.ParsePeers(addrs)
+			if err != nil {
+				return err
+			}
+			if _, err := node.Dial(cfg.Home); err == nil {
+				return usagef("a daemon is running for %s: it syncs with its peers by itself", cfg.Home)
+			}
+			n, err := node.Open(cfg, newLogger(c, cfg.LogLevel))
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			d, err := node.NewDaemon(n, node.DaemonOptions{Socket: "-", LightClient: true})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			stats, err := d.SyncWith(c.Context, peers)
+			if c.Bool("json") {
+				if jerr := printJSON(c.App.Writer, stats); jerr != nil {
+					return jerr
+				}
+			} else {
+				for _, st := range stats {
+					fmt.Fprintf(c.App.Writer, "synced with %s: %d missing, %d fetched (%d stored, %d untrusted, %d rejected) in %s\n",
+						st.Peer, st.Missing, st.Fetched, st.Accepted, st.Ignored, st.Rejected, st.Duration.Round(time.Millisecond))
+				}
+			}
+			if err != nil {
+				return &exitError{code: ExitInconclusive, msg: "error: " + err.Error()}
+			}
+			return nil
+		},
+	}
+}
+
+func publishCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "publish",
+		Usage:     "store signed documents (one, or a tree as import takes) and gossip them through the running daemon",
+		ArgsUsage: "PATH",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "version", Usage: "version of a lone SHA256SUMS file"},
+			&ucli.StringFlag{Name: "signer", Usage: "signer of a lone SHA256SUMS file"},
+			jsonFlag,
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("publish takes one PATH")
+			}
+			path, err := filepath.Abs(c.Args().First())
+			if err != nil {
+				return usagef("%w", err)
+			}
+			req := node.ImportRequest{Path: path, Version: c.String("version"), Signer: c.String("signer")}
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			cl, err := node.Dial(cfg.Home)
+			if errors.Is(err, node.ErrNoDaemon) {
+				// Store them now; a daemon offers them to peers when it runs.
+				err := withBackend(c, false, func(n backend) error {
+					sum, err := n.Import(c.Context, req)
+					if sum != nil {
+						printImportSummary(c.App.Writer, sum)
+					}
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return &exitError{code: ExitInconclusive, msg: "stored, but no daemon is running, so nothing was gossiped yet: start `rbnode daemon` (it offers stored documents to peers when they sync)"}
+			}
+			sum, err := cl.Publish(c.Context, req)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, sum)
+			}
+			printImportSummary(c.App.Writer, sum.Import)
+			fmt.Fprintf(c.App.Writer, "published %d", sum.Published)
+			if sum.Withheld > 0 {
+				fmt.Fprintf(c.App.Writer, ", withheld %d (signers this node does not trust, or keys it lacks)", sum.Withheld)
+			}
+			fmt.Fprintln(c.App.Writer)
+			return nil
+		},
+	}
+}
+
+func idCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "id",
+		Usage: "this node's peer ID and full listen multiaddrs, usable as another node's --bootstrap",
+		Flags: []ucli.Flag{jsonFlag},
+		Action: func(c *ucli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			var id *node.Identity
+			if cl, err := node.Dial(cfg.Home); err == nil {
+				if id, err = cl.Identity(c.Context); err != nil {
+					return err
+				}
+			} else {
+				key, err := node.LoadIdentity(cfg.Home)
+				if err != nil {
+					return err
+				}
+				pid, err := peer.IDFromPrivateKey(key)
+				if err != nil {
+					return err
+				}
+				id = &node.Identity{PeerID: pid.String(), Network: cfg.Network, Addrs: []string{}}
+				for _, a := range cfg.Listen {
+					id.Addrs = append(id.Addrs, a+"/p2p/"+pid.String())
+				}
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, id)
+			}
+			fmt.Fprintf(c.App.Writer, "peer id: %s\nnetwork: %s\n", id.PeerID, id.Network)
+			if !id.Running {
+				fmt.Fprintln(c.App.Writer, "(no daemon is running: these are the configured addresses)")
+			}
+			for _, a := range id.Addrs {
+				fmt.Fprintln(c.App.Writer, a)
+			}
+			return nil
+		},
+	}
+}
+
+func peersCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "peers",
+		Usage: "the daemon's connected peers, with addresses and scores",
+		Flags: []ucli.Flag{jsonFlag},
+		Action: func(c *ucli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			cl, err := node.Dial(cfg.Home)
+			if err != nil {
+				return err
+			}
+			peers, err := cl.Peers(c.Context)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, peers)
+			}
+			if len(peers) == 0 {
+				fmt.Fprintln(c.App.Writer, "no peers connected")
+				return nil
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER\tSCORE\tDIRECTION\tRBNODE\tADDRESSES")
+			for _, p := range peers {
+				dir := "out"
+				if p.Inbound {
+					dir = "in"
+				}
+				fmt.Fprintf(tw, "%s\t%.2f\t%s\t%v\t%s\n", p.ID, p.Score, dir, p.Member, strings.Join(p.Addrs, " "))
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,284 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/gossip"
+	"github.com/rbnode/rbnode/node/store"
+)
+
+// The local API: HTTP over a unix socket in the home (mode 0600), so that
+// the CLI works while the daemon holds the store. docs/api.md describes it.
+
+// apiError is the body of every failed API call.
+type apiError struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind"` // usage, unknown_release, no_builder_key, internal
+}
+
+// VerifyRequest asks the daemon to judge files the CLI hashed.
+type VerifyRequest struct {
+	Files   []FileHash `json:"files"`
+	Project string     `json:"project,omitempty"`
+	Version string     `json:"version,omitempty"`
+	Quorum  int        `json:"quorum,omitempty"`
+}
+
+// ImportRequest names a path on the daemon's host to import or publish.
+type ImportRequest struct {
+	Path    string `json:"path"`
+	Version string `json:"version,omitempty"`
+	Signer  string `json:"signer,omitempty"`
+}
+
+// PublishSummary is what publish did: the import, then the gossip.
+type PublishSummary struct {
+	Import    *ImportSummary `json:"import"`
+	Published int            `json:"published"`
+	// Withheld counts documents not gossiped because this node does not
+	// trust their signer (they stay in its store).
+	Withheld int `json:"withheld"`
+}
+
+// TrustRequest adds keys (armoured or binary key files) or known
+// fingerprints to the trust set.
+type TrustRequest struct {
+	Keys         [][]byte `json:"keys,omitempty"`
+	Names        []string `json:"names,omitempty"` // one per key, may be empty
+	Fingerprints []string `json:"fingerprints,omitempty"`
+	Name         string   `json:"name,omitempty"`
+}
+
+// Identity is what rbnode id prints.
+type Identity struct {
+	PeerID  string   `json:"peer_id"`
+	Addrs   []string `json:"addrs"`
+	Network string   `json:"network"`
+	Running bool     `json:"running"`
+}
+
+// Peer is one connected peer, as rbnode peers prints it.
+type Peer struct {
+	ID      string   `json:"id"`
+	Addrs   []string `json:"addrs"`
+	Score   float64  `json:"score"`
+	Inbound bool     `json:"inbound"`
+	Member  bool     `json:"member"`
+	Agent   string   `json:"agent,omitempty"`
+}
+
+func (d *Daemon) serveAPI(ctx context.Context) error {
+	path := d.opts.Socket
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("another daemon is answering on %s", path)
+	}
+	os.Remove(path) // a socket left by a daemon that died
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: d.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), d.opts.StopTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	os.Remove(path)
+	return nil
+}
+
+func (d *Daemon) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	n := d.n
+	mux.HandleFunc("GET /v1/id", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.Identity(), nil)
+	})
+	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.Peers(), nil)
+	})
+	mux.HandleFunc("GET /v1/status/{version}", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		quorum, _ := strconv.Atoi(q.Get("quorum"))
+		rep, err := n.Status(q.Get("project"), r.PathValue("version"), quorum)
+		reply(w, rep, err)
+	})
+	mux.HandleFunc("GET /v1/releases", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		quorum, _ := strconv.Atoi(q.Get("quorum"))
+		list, err := n.Releases(q.Get("project"), quorum)
+		reply(w, list, err)
+	})
+	mux.HandleFunc("POST /v1/verify", func(w http.ResponseWriter, r *http.Request) {
+		var req VerifyRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		res, err := n.VerifyHashes(req.Files, req.Project, req.Version, req.Quorum)
+		reply(w, res, err)
+	})
+	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
+		var req ImportRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		sum, err := n.Import(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
+		reply(w, sum, err)
+	})
+	mux.HandleFunc("POST /v1/publish", func(w http.ResponseWriter, r *http.Request) {
+		var req ImportRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		sum, err := d.Publish(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
+		reply(w, sum, err)
+	})
+	mux.HandleFunc("GET /v1/trust", func(w http.ResponseWriter, r *http.Request) {
+		list, err := n.TrustList()
+		reply(w, list, err)
+	})
+	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
+		list, err := n.Keys()
+		reply(w, list, err)
+	})
+	mux.HandleFunc("POST /v1/trust", func(w http.ResponseWriter, r *http.Request) {
+		var req TrustRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		keys, err := n.ApplyTrust(req)
+		if err == nil {
+			err = d.trustChanged(r.Context())
+		}
+		reply(w, keys, err)
+	})
+	mux.HandleFunc("DELETE /v1/trust/{fingerprint}", func(w http.ResponseWriter, r *http.Request) {
+		err := n.Untrust(r.PathValue("fingerprint"))
+		if err == nil {
+			err = d.reloadTrust()
+		}
+		reply(w, struct{}{}, err)
+	})
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		reply(w, nil, usagef("bad request: %w", err))
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		e := apiError{Error: err.Error(), Kind: "internal"}
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrUsage):
+			e.Kind, status = "usage", http.StatusBadRequest
+		case errors.Is(err, ErrUnknownRelease):
+			e.Kind, status = "unknown_release", http.StatusNotFound
+		case errors.Is(err, ErrNoBuilderKey):
+			e.Kind, status = "no_builder_key", http.StatusConflict
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(e)
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}
+
+// Identity returns the daemon's peer ID and listen addresses.
+func (d *Daemon) Identity() Identity {
+	id := Identity{PeerID: d.net.ID().String(), Network: d.n.cfg.Network, Running: true, Addrs: []string{}}
+	for _, a := range d.net.Addrs() {
+		id.Addrs = append(id.Addrs, a.String())
+	}
+	return id
+}
+
+// Peers lists the connected peers.
+func (d *Daemon) Peers() []Peer {
+	out := []Peer{}
+	for _, p := range d.net.Peers() {
+		q := Peer{ID: p.ID.String(), Score: p.Score, Inbound: p.Inbound, Member: p.Member, Agent: p.Agent}
+		for _, a := range p.Addrs {
+			q.Addrs = append(q.Addrs, a.String())
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// Publish imports a path, then gossips every good document of it whose
+// signer this node trusts.
+func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (*PublishSummary, error) {
+	var ids []attest.ID
+	opts.Document = func(id attest.ID) { ids = append(ids, id) }
+	sum, err := d.n.Import(ctx, path, opts)
+	out := &PublishSummary{Import: sum}
+	if err != nil {
+		return out, err
+	}
+	for _, id := range ids {
+		env, err := d.n.Envelope(id)
+		if err != nil {
+			out.Withheld++ // no good signature (its key is not known yet)
+			continue
+		}
+		switch err := d.net.Publish(ctx, env); {
+		case err == nil:
+			out.Published++
+		case errors.Is(err, gossip.ErrIgnored):
+			out.Withheld++
+		default:
+			return out, fmt.Errorf("publish %s: %w", id.Short(), err)
+		}
+	}
+	return out, nil
+}
+
+// trustChanged reloads the trust set and takes out of quarantine the
+// documents whose signers are now trusted.
+func (d *Daemon) trustChanged(ctx context.Context) error {
+	if err := d.reloadTrust(); err != nil {
+		return err
+	}
+	ts := *d.trust.Load()
+	var promote [][]byte
+	var ids []attest.ID
+	d.n.store.Quarantined(func(e store.QuarantineEntry, env []byte) bool {
+		if _, ok := ts[e.Verification.Fingerprint]; ok {
+			promote = append(promote, env)
+			ids = append(ids, e.ID)
+		}
+		return true
+	})
+	for i, env := range promote {
+		if res, _, _ := d.judge(ctx, env); res == gossip.Accept {
+			d.n.store.Unquarantine(ids[i])
+		}
+	}
+	return nil
+}
