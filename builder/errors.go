@@ -22,7 +22,7 @@ var ErrUsage = errors.New("invalid build request")
 var ErrUnknownRelease = errors.New("release not found in the repository")
 
 // ErrTimeout is wrapped by a StageError when the stage ran out of its time.
-var ErrTimeout = errors.New("stage timed out")
+var ErrTimeout = errors.New("timed out")
 
 // StageError reports a pipeline stage (a subprocess) that did not succeed:
 // it exited non-zero, was killed, timed out or was cancelled. Err is an

@@ -158,7 +158,7 @@ func TestBuildTimeout(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || !errors.As(err, &se) || se.Stage != StageDistsrc {
 		t.Fatalf("error %v, want a timeout of guix-mk-distsrc", err)
 	}
-	if !strings.HasPrefix(err.Error(), "stage guix-mk-distsrc stage timed out after 300ms (log: ") {
+	if !strings.HasPrefix(err.Error(), "stage guix-mk-distsrc timed out after 300ms (log: ") {
 		t.Errorf("message %q", err)
 	}
 	if res.Record.Status != StatusFailed || !res.Record.Stages[len(res.Record.Stages)-2].TimedOut {
