@@ -181,9 +181,6 @@ func (k *Key) Revocation() (reason string, at time.Time, ok bool) {
 // Algorithm names the primary key's algorithm and size ("rsa4096", "ed25519").
 func (k *Key) Algorithm() string { return algorithmName(k.entity.PrimaryKey) }
 
-// SignsWithSecret reports whether k carries secret key material.
-func (k *Key) hasSecret() bool { return k.entity.PrivateKey != nil }
-
 func algorithmName(pk *packet.PublicKey) string {
 	bits, _ := pk.BitLength()
 	switch pk.PubKeyAlgo {
