@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,32 @@ func TestRBNodeSignaturesVerifyInGPG(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkRBNodeSig(t, g, sk.Public(), sig, fpr, signer)
+		})
+	}
+
+	// A builder who keeps the primary key offline exports only the subkeys
+	// (gpg --export-secret-subkeys: the primary is a gnu-dummy stub).
+	for _, pass := range []string{"", "subkey passphrase"} {
+		t.Run("secret subkeys only, passphrase "+strconv.Quote(pass), func(t *testing.T) {
+			t.Parallel()
+			g := newGPG(t)
+			fpr := g.genKey("Offline <o@example.org>", "ed25519", "cert", "never", pass)
+			sub := g.addKey(fpr, "ed25519", "sign", "never", pass)
+			exported := g.must(nil, "--armor", "--pinentry-mode", "loopback", "--passphrase", pass, "--export-secret-subkeys", fpr)
+			if pass != "" {
+				if _, err := attest.ReadSecretKey(exported, nil); !errors.Is(err, attest.ErrPassphrase) {
+					t.Errorf("without the passphrase: %v, want ErrPassphrase", err)
+				}
+			}
+			sk, err := attest.ReadSecretKey(exported, []byte(pass))
+			if err != nil {
+				t.Fatalf("ReadSecretKey: %v", err)
+			}
+			sig, err := sk.Sign(sampleManifest, time.Now())
+			if err != nil {
+				t.Fatalf("Sign: %v", err)
+			}
+			checkRBNodeSig(t, g, sk.Public(), sig, fpr, sub)
 		})
 	}
 
