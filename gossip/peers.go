@@ -443,6 +443,13 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 		case p := <-done:
 			delete(inflight, p)
 			last[p] = time.Now()
+			if len(last) > 4*maxKnown {
+				for q, at := range last {
+					if time.Since(at) > n.cfg.tuning.syncSpacing {
+						delete(last, q)
+					}
+				}
+			}
 			start()
 		case <-tick:
 			var ps []peer.ID
