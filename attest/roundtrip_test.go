@@ -267,3 +267,18 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestIDRoundTrip: a document id reads back from its hex form.
+func TestIDRoundTrip(t *testing.T) {
+	t.Parallel()
+	id := attest.ID{0xde, 0xad, 0xbe, 0xef, 31: 0x01}
+	back, err := attest.ParseID(id.String())
+	if err != nil || back != id || id.Short() != "deadbeef0000" {
+		t.Errorf("ParseID(%s) = %s, %v; short %s", id, back, err, id.Short())
+	}
+	for _, bad := range []string{"", "dead", id.String() + "00", strings.Repeat("g", 64)} {
+		if _, err := attest.ParseID(bad); err == nil {
+			t.Errorf("ParseID(%q) accepted", bad)
+		}
+	}
+}

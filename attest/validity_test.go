@@ -43,6 +43,15 @@ func TestGPGExpiryKeepsHistory(t *testing.T) {
 			t.Fatalf("gpg: %+v, want EXPKEYSIG", v)
 		}
 	}
+	// The same with a signing subkey whose own expiry is extended.
+	pfpr := g.genKey("Subkey Expiring <s@example.org>", "ed25519", "cert", "never", "", at(t0)...)
+	sub := g.addKey(pfpr, "ed25519", "sign", "1y", "", at(t0)...)
+	subEarly := g.sign(sub+"!", sampleManifest, append(at(t0.Add(150*24*time.Hour)), "--armor")...)
+	subOld := readKey(t, g.must(nil, "--export", pfpr))
+	g.must(nil, append(at(day(2020, time.December, 1)), "--quick-set-expire", pfpr, "2022-01-01", sub)...)
+	subExtended := g.sign(sub+"!", sampleManifest, append(at(day(2021, time.June, 1)), "--armor")...)
+	subNew := readKey(t, g.must(nil, "--export", pfpr))
+
 	merged := bytes.Join([][]byte{oldCopy.Bytes(), newCopy.Bytes()}, nil)
 	cases := []struct {
 		name string
@@ -56,10 +65,17 @@ func TestGPGExpiryKeepsHistory(t *testing.T) {
 		{"signed in the extension, old copy", extended, []*attest.Key{oldCopy}, attest.StatusExpiredKey},
 		{"signed in the extension, keyring merges both copies", extended, []*attest.Key{oldCopy, newCopy}, attest.StatusGood},
 		{"signed in the extension, both copies in one file", extended, []*attest.Key{readKey(t, merged)}, attest.StatusGood},
+		{"subkey: signed while valid, old copy", subEarly, []*attest.Key{subOld}, attest.StatusGood},
+		{"subkey: signed in the extension, extended copy", subExtended, []*attest.Key{subNew}, attest.StatusGood},
+		{"subkey: signed in the extension, old copy", subExtended, []*attest.Key{subOld}, attest.StatusExpiredKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			wantStatus(t, verify(t, sampleManifest, tc.sig, testNow, tc.keys...), tc.want, fpr)
+			want := fpr
+			if strings.HasPrefix(tc.name, "subkey") {
+				want = pfpr
+			}
+			wantStatus(t, verify(t, sampleManifest, tc.sig, testNow, tc.keys...), tc.want, want)
 		})
 	}
 }
@@ -261,5 +277,50 @@ func TestGPGSHA1Refused(t *testing.T) {
 			t.Errorf("%s: detail %q does not name SHA-1", algo, v.Detail)
 		}
 		wantStatus(t, verify(t, sampleManifest, g.sign(fpr+"!", sampleManifest, "--digest-algo", "SHA256"), time.Now(), key), attest.StatusGood, fpr)
+	}
+}
+
+// TestKeyUsage: a key or subkey not marked for signing does not count,
+// though the mathematics holds.
+func TestKeyUsage(t *testing.T) {
+	t.Parallel()
+	t0 := day(2022, time.April, 1)
+	// A primary key whose self-signature says certify only.
+	certOnly := pgpEntity(t, t0, 0)
+	for _, id := range certOnly.Identities {
+		id.SelfSignature.FlagSign = false
+		if err := id.SelfSignature.SignUserId(id.UserId.Id, certOnly.PrimaryKey, certOnly.PrivateKey, pgpConfig(t0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		id.Signatures = []*packet.Signature{id.SelfSignature}
+	}
+	// go-crypto's RSA key comes with an RSA encryption subkey, which can
+	// sign mathematically but is not bound for it.
+	cfg := pgpConfig(t0, 0)
+	cfg.Algorithm, cfg.RSABits = packet.PubKeyAlgoRSA, 2048
+	withEnc, err := openpgp.NewEntity("Encryption Subkey", "", "enc@example.org", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		e    *openpgp.Entity
+		priv *packet.PrivateKey
+		want attest.Status
+	}{
+		{"primary marked certify only", certOnly, certOnly.PrivateKey, attest.StatusInvalidKey},
+		{"encryption subkey", withEnc, withEnc.Subkeys[0].PrivateKey, attest.StatusInvalidKey},
+		{"the same key's primary", withEnc, withEnc.PrivateKey, attest.StatusGood},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			key := publicKey(t, tc.e)
+			v := verify(t, sampleManifest, signAt(t, tc.priv, sampleManifest, t0.Add(time.Hour), crypto.SHA256), testNow, key)
+			wantStatus(t, v, tc.want, key.Fingerprint)
+			if tc.want != attest.StatusGood && !strings.Contains(v.Detail, "not marked for signing") {
+				t.Errorf("detail %q does not say why", v.Detail)
+			}
+		})
 	}
 }

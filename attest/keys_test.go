@@ -1,0 +1,96 @@
+package attest_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/rbnode/rbnode/attest"
+)
+
+// TestReadKeysFiles: key files hold one or several keys, armoured or not,
+// with text around the blocks; copies of one key become one.
+func TestReadKeysFiles(t *testing.T) {
+	t.Parallel()
+	a, b := testKey(t, "Anna").Public(), testKey(t, "Bert").Public()
+	cases := []struct {
+		name string
+		in   []byte
+		want []string // fingerprints, in file order
+	}{
+		{"binary", a.Bytes(), []string{a.Fingerprint}},
+		{"armoured", a.Armored(), []string{a.Fingerprint}},
+		{"two armour blocks", append(a.Armored(), b.Armored()...), []string{a.Fingerprint, b.Fingerprint}},
+		{"two binary keys", append(bytes.Clone(b.Bytes()), a.Bytes()...), []string{b.Fingerprint, a.Fingerprint}},
+		{"a key twice", append(a.Armored(), a.Armored()...), []string{a.Fingerprint}},
+		{"text around the blocks", []byte("Anna's key:\n" + string(a.Armored()) + "\nand Bert's:\n" + string(b.Armored()) + "-- \nsig\n"), []string{a.Fingerprint, b.Fingerprint}},
+		{"CRLF armour", bytes.ReplaceAll(a.Armored(), []byte("\n"), []byte("\r\n")), []string{a.Fingerprint}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ks, err := attest.ReadKeys(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, k := range ks {
+				got = append(got, k.Fingerprint)
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("keys %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := attest.MergeKeys(a, b); err == nil || !strings.Contains(err.Error(), "different keys") {
+		t.Errorf("MergeKeys of two keys: %v", err)
+	}
+	kr := attest.NewKeyring(a, b, a)
+	if kr.Len() != 2 || kr.Get(a.Fingerprint) == nil || kr.Keys()[0].Fingerprint > kr.Keys()[1].Fingerprint {
+		t.Errorf("keyring of a, b, a: %d keys", kr.Len())
+	}
+}
+
+// TestKeyFacts: what Key reports about a key, for display.
+func TestKeyFacts(t *testing.T) {
+	t.Parallel()
+	sk := testKey(t, "Facts")
+	k := sk.Public()
+	if k.UserID() != "Facts <facts@example.org>" || k.Name() != "Facts" || k.Algorithm() != "ed25519" {
+		t.Errorf("user id %q, name %q, algorithm %q", k.UserID(), k.Name(), k.Algorithm())
+	}
+	if !k.Created().Equal(day(2024, 1, 1)) {
+		t.Errorf("created %v", k.Created())
+	}
+	if _, ok := k.Expires(); ok {
+		t.Error("a key made without expiry expires")
+	}
+	if _, _, ok := k.Revocation(); ok {
+		t.Error("a fresh key is revoked")
+	}
+	if ids := k.KeyIDs(); len(ids) != 2 || ids[0] != k.KeyID() || !strings.HasSuffix(k.Fingerprint, k.KeyID()) {
+		t.Errorf("key ids %v, key id %s, fingerprint %s", ids, k.KeyID(), k.Fingerprint)
+	}
+	for in, want := range map[string]string{
+		strings.ToLower(k.Fingerprint): k.Fingerprint,
+		"0x" + k.Fingerprint:           k.Fingerprint,
+		spaced(k.Fingerprint):          k.Fingerprint,
+		k.Fingerprint[:39]:             "",
+		k.Fingerprint[:39] + "G":       "",
+		"0x" + k.Fingerprint + "00":    "",
+	} {
+		got, err := attest.NormalizeFingerprint(in)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("NormalizeFingerprint(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// spaced writes a fingerprint as gpg prints it, in groups of four.
+func spaced(fp string) string {
+	var parts []string
+	for i := 0; i < len(fp); i += 4 {
+		parts = append(parts, fp[i:i+4])
+	}
+	return strings.Join(parts, " ")
+}
