@@ -22,7 +22,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -579,11 +578,4 @@ func (n *Network) Peers() []PeerInfo {
 // persists them and passes them as Config.Bootstrap on the next start.
 func (n *Network) KnownPeers() []peer.AddrInfo {
 	return n.book.known(func(p peer.ID) bool { return p == n.host.ID() || n.bans.has(p) })
-}
-
-// RouteLibp2pLogs sends go-libp2p's own logs (its slog loggers) to l. It
-// is process-wide and takes effect only for loggers that have not logged
-// yet, so the CLI calls it once at start, before New.
-func RouteLibp2pLogs(l zerolog.Logger) {
-	gologshim.SetDefaultHandler(zerolog.NewSlogHandler(l.With().Str("component", "libp2p").Logger()))
 }

@@ -227,6 +227,15 @@ func (b *peerBook) dialed(p peer.ID, err error, backoff time.Duration) {
 	k.nextDial = time.Now().Add(d/2 + rand.N(d/2+1))
 }
 
+// undo makes a candidate that was not dialled eligible again.
+func (b *peerBook) undo(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k, ok := b.m[p]; ok && k.failures == 0 {
+		k.nextDial = time.Time{}
+	}
+}
+
 // candidates returns up to max peers worth dialling now, most recently
 // seen first.
 func (b *peerBook) candidates(max int, skip func(peer.ID) bool) []peer.AddrInfo {
@@ -311,7 +320,7 @@ func (n *Network) managePeers(ctx context.Context, scores <-chan map[peer.ID]flo
 	dials.SetLimit(maxDials)
 	defer func() { _ = dials.Wait() }()
 	dial := func(ai peer.AddrInfo) {
-		dials.TryGo(func() error {
+		started := dials.TryGo(func() error {
 			n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 			dctxT, cancel := context.WithTimeout(dctx, 30*time.Second)
 			defer cancel()
@@ -322,6 +331,9 @@ func (n *Network) managePeers(ctx context.Context, scores <-chan map[peer.ID]flo
 			}
 			return nil
 		})
+		if !started {
+			n.book.undo(ai.ID) // all dial slots busy: try again at the next upkeep
+		}
 	}
 	skip := func(p peer.ID) bool {
 		return p == n.host.ID() || n.bans.has(p) || n.host.Network().Connectedness(p) == network.Connected

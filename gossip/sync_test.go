@@ -326,3 +326,19 @@ func TestSyncOnConnect(t *testing.T) {
 	}
 	assertEverywhere(t, []*node{a, b}, 20*time.Second, append(ma, mb...)...)
 }
+
+// TestPeriodicSync: a message that reached one store without gossip (say,
+// imported while offline) reaches a connected peer by periodic sync.
+func TestPeriodicSync(t *testing.T) {
+	a := newNode(t, nil, nil, withSyncInterval(200*time.Millisecond))
+	b := newNode(t, nil, nil, withSyncInterval(200*time.Millisecond))
+	a.run(t)
+	b.run(t)
+	if err := a.host.Connect(context.Background(), b.addrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	waitMesh(t, []*node{a, b})
+	m := valid("imported offline")
+	a.store.put(m)
+	assertEverywhere(t, []*node{b}, 20*time.Second, m)
+}
