@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto/dsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -280,6 +281,11 @@ func groupCerts(pkts []rawPacket, withSecret bool) ([]*cert, error) {
 				cur.uids = append(cur.uids, segment{head: p})
 				seg = &cur.uids[len(cur.uids)-1]
 			case tagPublicSubkey, tagSecretSubkey:
+				if err := checkKeyCost(p); err != nil {
+					cur.dropped = append(cur.dropped, fmt.Sprintf("a subkey: %v", err))
+					seg = &segment{} // dropped with its signatures
+					break
+				}
 				cur.subkeys = append(cur.subkeys, segment{head: p})
 				seg = &cur.subkeys[len(cur.subkeys)-1]
 			default: // user attributes (photos): not needed, dropped
@@ -335,7 +341,44 @@ func parsePrimary(p rawPacket) (*packet.PublicKey, error) {
 	if pk.Version != 4 {
 		return nil, fmt.Errorf("v%d keys are not supported: rbnode identifies builders by v4 fingerprints", pk.Version)
 	}
+	if err := checkDSASize(pk); err != nil {
+		return nil, err
+	}
 	return pk, nil
+}
+
+// DSA keys are limited to the sizes FIPS 186 defines, the largest GnuPG
+// makes. Checking a DSA signature costs two exponentiations modulo p with
+// exponents as long as q, both chosen by the key's author: with 64 Kibit
+// parameters one check takes minutes, and keys travel in gossiped
+// envelopes. (RSA verification uses the small public exponent, and the
+// elliptic curves have fixed sizes.)
+const (
+	maxDSAPBits = 3072
+	maxDSAQBits = 256
+)
+
+func checkDSASize(pk *packet.PublicKey) error {
+	if k, ok := pk.PublicKey.(*dsa.PublicKey); ok && (k.P.BitLen() > maxDSAPBits || k.Q.BitLen() > maxDSAQBits) {
+		return fmt.Errorf("DSA key with a %d-bit p and a %d-bit q is larger than DSA allows (%d and %d bits)", k.P.BitLen(), k.Q.BitLen(), maxDSAPBits, maxDSAQBits)
+	}
+	return nil
+}
+
+// checkKeyCost applies checkDSASize to a subkey packet. A packet that does
+// not parse is left for go-crypto to refuse.
+func checkKeyCost(p rawPacket) error {
+	pp, err := packet.Read(bytes.NewReader(p.whole))
+	if err != nil {
+		return nil
+	}
+	switch v := pp.(type) {
+	case *packet.PublicKey:
+		return checkDSASize(v)
+	case *packet.PrivateKey:
+		return checkDSASize(&v.PublicKey)
+	}
+	return nil
 }
 
 // sigTypeAndIssuer reads a v4 signature packet's class and issuer key id

@@ -2,7 +2,9 @@ package attest_test
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"fmt"
+	mathbits "math/bits"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +143,62 @@ func TestReadKeysLinear(t *testing.T) {
 	// Linear work is about 2n signature checks (~0.1 s); quadratic is n².
 	if elapsed > 5*time.Second {
 		t.Errorf("ReadKeys took %v for a %d-byte key", elapsed, len(b))
+	}
+}
+
+// TestReadKeysRefusesHugeDSA: checking a DSA signature costs two
+// exponentiations modulo p with exponents as long as q, both chosen by the
+// key's author: with 64 Kibit parameters one check takes minutes. Such a
+// key (here 8 Kibit, so the test stays quick either way) is refused before
+// any signature of it is checked.
+func TestReadKeysRefusesHugeDSA(t *testing.T) {
+	t.Parallel()
+	rnd := func(bits int) []byte {
+		b := make([]byte, bits/8)
+		for i := range b {
+			b[i] = byte(i*131 + 7)
+		}
+		b[0] |= 0x80
+		b[len(b)-1] |= 1
+		return b
+	}
+	mpi := func(b []byte) []byte {
+		bits := 8*(len(b)-1) + mathbits.Len8(b[0])
+		return append([]byte{byte(bits >> 8), byte(bits)}, b...)
+	}
+	frame := func(tag byte, body []byte) []byte {
+		return append([]byte{0xc0 | tag, 0xff, byte(len(body) >> 24), byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+	}
+	key := []byte{4, 0x65, 0, 0, 0, 17}                  // v4, created 2023-11, DSA
+	for _, bits := range []int{8192, 8192, 8184, 8184} { // p, q, g, y
+		key = append(key, mpi(rnd(bits))...)
+	}
+	fp := sha1.Sum(append([]byte{0x99, byte(len(key) >> 8), byte(len(key))}, key...))
+	uid := []byte("Huge DSA <dsa@example.org>")
+	sig := []byte{4, 0x13, 17, 8, 0, 6, 5, 2, 0x65, 0, 0, 1, 0, 10, 9, 16}
+	sig = append(sig, fp[12:]...)
+	sig = append(sig, 0xab, 0xcd)
+	sig = append(append(sig, mpi(rnd(4096))...), mpi(rnd(4000))...)
+	in := bytes.Join([][]byte{frame(6, key), frame(13, uid), frame(2, sig)}, nil)
+
+	start := time.Now()
+	_, err := attest.ReadKeys(in)
+	wantErr(t, err, nil, "DSA", "8192")
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("refusing took %v: a signature was checked", d)
+	}
+
+	// As a signing subkey of a good key, it is dropped with its binding.
+	good := testKey(t, "DSA Subkey Host").Public()
+	sub := bytes.Clone(key)
+	binding := bytes.Clone(sig)
+	binding[1] = 0x18            // subkey binding
+	binding[2] = good.Bytes()[5] // the primary's algorithm
+	ks, err := attest.ReadKeys(bytes.Join([][]byte{good.Bytes(), frame(14, sub), frame(2, binding)}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks[0].KeyIDs()) != len(good.KeyIDs()) || len(ks[0].Dropped) != 1 || !strings.Contains(ks[0].Dropped[0], "DSA") {
+		t.Errorf("key ids %v, dropped %q", ks[0].KeyIDs(), ks[0].Dropped)
 	}
 }
