@@ -43,7 +43,7 @@ func interspersed(app *ucli.App, args []string) []string {
 			break
 		}
 	}
-	var fl, pos []string
+	var global, fl, pos []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -51,6 +51,14 @@ func interspersed(app *ucli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
+			// A global flag given after the command (rbnode daemon
+			// --log-level info) moves in front of the command.
+			if !hasFlag(flags, a) && hasFlag(app.Flags, a) {
+				n := flagArity(app.Flags, a)
+				global = append(global, rest[i:min(i+n, len(rest))]...)
+				i += n - 1
+				continue
+			}
 			n := flagArity(flags, a)
 			fl = append(fl, rest[i:min(i+n, len(rest))]...)
 			i += n - 1
@@ -58,8 +66,21 @@ func interspersed(app *ucli.App, args []string) []string {
 		}
 		pos = append(pos, a)
 	}
+	out = append(out[:1:1], append(global, out[1:]...)...)
 	out = append(out, fl...)
 	return append(out, pos...)
+}
+
+func hasFlag(flags []ucli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flagArity is how many words a flag takes: 1 for booleans and --x=v, 2

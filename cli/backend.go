@@ -7,6 +7,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/builder"
 	"github.com/rbnode/rbnode/node"
 )
 
@@ -21,6 +22,8 @@ type backend interface {
 	Untrust(ctx context.Context, fp string) error
 	TrustList(ctx context.Context) ([]node.KeyInfo, error)
 	Keys(ctx context.Context) ([]node.KeyInfo, error)
+	AddBuild(ctx context.Context, r *builder.Record) error
+	Builds(ctx context.Context) ([]builder.Record, error)
 }
 
 var (
@@ -59,6 +62,10 @@ func (l local) Untrust(_ context.Context, fp string) error { return l.n.Untrust(
 func (l local) TrustList(context.Context) ([]node.KeyInfo, error) { return l.n.TrustList() }
 
 func (l local) Keys(context.Context) ([]node.KeyInfo, error) { return l.n.Keys() }
+
+func (l local) AddBuild(_ context.Context, r *builder.Record) error { return l.n.AddBuild(r) }
+
+func (l local) Builds(context.Context) ([]builder.Record, error) { return l.n.Builds() }
 
 // withBackend runs fn against the daemon if one answers on the home's
 // socket, else against the store opened directly (read-only when

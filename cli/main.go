@@ -13,6 +13,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/rbnode/rbnode/builder"
 	"github.com/rbnode/rbnode/node"
 	"github.com/rbnode/rbnode/node/store"
 )
@@ -112,7 +113,17 @@ func report(err error, stderr io.Writer) int {
 
 func classify(err error) (int, string) {
 	var ue *usageError
+	var ce *builder.CheckError
+	var se *builder.StageError
 	switch {
+	case errors.Is(err, builder.ErrNoGuix), errors.Is(err, builder.ErrUsage), errors.Is(err, builder.ErrUnknownRelease):
+		return ExitUsage, builder.Hint(err)
+	case errors.As(err, &ce):
+		return ExitNegative, builder.Hint(err)
+	case errors.As(err, &se) && errors.Is(err, context.Canceled):
+		return ExitInconclusive, "the build was interrupted; nothing was signed"
+	case errors.As(err, &se):
+		return ExitInternal, builder.Hint(err)
 	case errors.Is(err, node.ErrNoBuilderKey):
 		return ExitUsage, "create one with `rbnode key generate --name NAME --email EMAIL`, or import yours with `rbnode key import FILE` (from gpg --export-secret-keys --armor)"
 	case errors.Is(err, store.ErrLocked):
@@ -166,7 +177,20 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			publishCommand(),
 			idCommand(),
 			peersCommand(),
+			buildCommand(),
+			attestCommand(),
+			buildsCommand(),
 		},
 	}
+	setUsageErrors(app.Commands)
 	return app
+}
+
+// setUsageErrors makes every command's flag errors usage errors (exit 2),
+// printed once by Main instead of urfave's help dump.
+func setUsageErrors(cmds []*ucli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(_ *ucli.Context, err error, _ bool) error { return &usageError{err} }
+		setUsageErrors(c.Subcommands)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/builder"
 	"github.com/rbnode/rbnode/gossip"
 	"github.com/rbnode/rbnode/node/store"
 )
@@ -140,8 +141,13 @@ func (d *Daemon) apiHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		sum, err := n.Import(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
-		reply(w, sum, err)
+		// A running node shares what it stores: import through the daemon
+		// also offers the new documents to peers.
+		sum, err := d.Publish(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
+		if err == nil {
+			d.log.Info().Int("stored", sum.Import.Stored).Int("published", sum.Published).Str("path", req.Path).Msg("imported")
+		}
+		reply(w, sum.Import, err)
 	})
 	mux.HandleFunc("POST /v1/publish", func(w http.ResponseWriter, r *http.Request) {
 		var req ImportRequest
@@ -150,6 +156,17 @@ func (d *Daemon) apiHandler() http.Handler {
 		}
 		sum, err := d.Publish(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
 		reply(w, sum, err)
+	})
+	mux.HandleFunc("GET /v1/builds", func(w http.ResponseWriter, r *http.Request) {
+		list, err := n.Builds()
+		reply(w, list, err)
+	})
+	mux.HandleFunc("POST /v1/builds", func(w http.ResponseWriter, r *http.Request) {
+		var rec builder.Record
+		if !decode(w, r, &rec) {
+			return
+		}
+		reply(w, struct{}{}, n.AddBuild(&rec))
 	})
 	mux.HandleFunc("GET /v1/trust", func(w http.ResponseWriter, r *http.Request) {
 		list, err := n.TrustList()
@@ -235,7 +252,13 @@ func (d *Daemon) Peers() []Peer {
 // signer this node trusts.
 func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (*PublishSummary, error) {
 	var ids []attest.ID
-	opts.Document = func(id attest.ID) { ids = append(ids, id) }
+	also := opts.Document
+	opts.Document = func(id attest.ID) {
+		ids = append(ids, id)
+		if also != nil {
+			also(id)
+		}
+	}
 	sum, err := d.n.Import(ctx, path, opts)
 	out := &PublishSummary{Import: sum}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/builder"
 )
 
 // ErrNoDaemon is returned by Dial when no daemon answers on the home's
@@ -165,5 +166,17 @@ func (c *Client) Identity(ctx context.Context) (*Identity, error) {
 func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	var out []Peer
 	err := c.call(ctx, "GET", "/v1/peers", nil, &out)
+	return out, err
+}
+
+// AddBuild stores a build record in the daemon's store.
+func (c *Client) AddBuild(ctx context.Context, r *builder.Record) error {
+	return c.call(ctx, "POST", "/v1/builds", r, &struct{}{})
+}
+
+// Builds lists the daemon's build records.
+func (c *Client) Builds(ctx context.Context) ([]builder.Record, error) {
+	var out []builder.Record
+	err := c.call(ctx, "GET", "/v1/builds", nil, &out)
 	return out, err
 }

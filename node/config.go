@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
@@ -42,6 +43,32 @@ type Config struct {
 	// SyncInterval is the period of catch-up sync with a random peer
 	// (there is also one on every new connection).
 	SyncInterval Duration `toml:"sync_interval"`
+
+	// AutoBuild makes the daemon build new releases by itself.
+	AutoBuild AutoBuildConfig `toml:"auto_build"`
+}
+
+// AutoBuildConfig is the [auto_build] table: the daemon watches a
+// repository for release tags and builds, signs and publishes each new
+// release once.
+type AutoBuildConfig struct {
+	Enabled bool `toml:"enabled"`
+	// Repo is the builder's Cuprate checkout (never modified: builds run
+	// in separate worktrees).
+	Repo string `toml:"repo"`
+	// Remote is fetched (git fetch --tags) every FetchInterval; empty
+	// fetches nothing and watches local tags only.
+	Remote        string   `toml:"remote"`
+	FetchInterval Duration `toml:"fetch_interval"`
+	// TagPattern maps tags to versions: "cuprated-{version}".
+	TagPattern string `toml:"tag_pattern"`
+	// Pipeline, if set, is the command of a project that is not cuprated
+	// (rbnode build --pipeline), and Project its name.
+	Pipeline string `toml:"pipeline"`
+	Project  string `toml:"project"`
+	// BuilderID is the builder_id written into attestations; default the
+	// builder key's name.
+	BuilderID string `toml:"builder_id"`
 }
 
 // Duration is a time.Duration written as "5m" or "90s" in the config file.
@@ -66,6 +93,7 @@ func DefaultConfig() Config {
 		Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn",
 		Network: "cuprated", Listen: []string{"/ip4/0.0.0.0/tcp/4731", "/ip4/0.0.0.0/udp/4731/quic-v1"},
 		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
+		AutoBuild: AutoBuildConfig{Remote: "origin", FetchInterval: Duration{10 * time.Minute}, TagPattern: "cuprated-{version}"},
 	}
 }
 
@@ -97,6 +125,20 @@ func (c *Config) Validate() error {
 	for _, a := range append(append([]string(nil), c.Listen...), c.Bootstrap...) {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
 			return fmt.Errorf("%q is not a multiaddr: %v", a, err)
+		}
+	}
+	if a := c.AutoBuild; a.Enabled {
+		if a.Repo == "" {
+			return errors.New("auto_build.repo must name the repository to watch")
+		}
+		if fi, err := os.Stat(a.Repo); err != nil || !fi.IsDir() {
+			return fmt.Errorf("auto_build.repo %s is not a directory", a.Repo)
+		}
+		if a.FetchInterval.Duration < 10*time.Second {
+			return fmt.Errorf("auto_build.fetch_interval %s is too short (at least 10s)", a.FetchInterval)
+		}
+		if !strings.Contains(a.TagPattern, "{version}") {
+			return fmt.Errorf("auto_build.tag_pattern %q has no {version}", a.TagPattern)
 		}
 	}
 	switch c.LogLevel {

@@ -246,6 +246,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.opts.Socket != "-" {
 		g.Go(func() error { return d.serveAPI(ctx) })
 	}
+	if d.n.cfg.AutoBuild.Enabled {
+		g.Go(func() error { return d.autoBuild(ctx) })
+	}
 	d.log.Info().Str("peer_id", d.net.ID().String()).Str("network", d.n.cfg.Network).Msg("daemon running")
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -381,6 +384,7 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
 	res, reason, detail := d.judge(ctx, data)
+	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
 		_ = d.n.store.AddRejections([]store.Rejection{{

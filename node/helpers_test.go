@@ -37,7 +37,7 @@ func (w *quietWriter) Write(p []byte) (int, error) {
 func testLogger(t testing.TB) zerolog.Logger {
 	w := &quietWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return zerolog.New(w).Level(zerolog.WarnLevel)
+	return zerolog.New(w).Level(testLogLevel)
 }
 
 // openTestNode opens a node in a fresh temporary home.
@@ -159,3 +159,10 @@ func trustBuilders(t testing.TB, n *Node, bs ...builderKey) {
 }
 
 func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }
+
+var testLogLevel = func() zerolog.Level {
+	if l, err := zerolog.ParseLevel(os.Getenv("RBNODE_TEST_LOG")); err == nil && l != zerolog.NoLevel {
+		return l
+	}
+	return zerolog.WarnLevel
+}()

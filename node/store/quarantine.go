@@ -17,7 +17,9 @@ import (
 //	1/qm/<id>                             its QuarantineEntry (JSON)
 //	1/qr/<project>\x00<version>\x00<id>   by release, for status
 //	1/qs/<seq>                            arrival order, for eviction
+//	1/qn/<version>\x00<project>             which projects have a version
 var (
+	pQuarVer   = []byte("1/qn/")
 	pQuar      = []byte("1/q/")
 	pQuarMeta  = []byte("1/qm/")
 	pQuarRel   = []byte("1/qr/")
@@ -61,6 +63,7 @@ func (s *Store) Quarantine(e QuarantineEntry, envelope []byte) (bool, error) {
 			{key(pQuarMeta, e.ID[:]), meta},
 			{key(pQuarRel, []byte(e.Project), sep, []byte(e.Version), sep, e.ID[:]), nil},
 			{key(pQuarOrder, seqKey(next)), e.ID[:]},
+			{key(pQuarVer, []byte(e.Version), sep, []byte(e.Project)), nil},
 		} {
 			if err := txn.Set(kv.k, kv.v); err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -420,15 +421,22 @@ type ReleaseKey struct {
 	Version string `json:"version"`
 }
 
-// Projects returns the projects that have documents for version.
+// Projects returns the projects that have documents (stored or
+// quarantined) for version.
 func (s *Store) Projects(version string) ([]string, error) {
 	var out []string
-	prefix := key(pVersion, []byte(version), sep)
-	err := s.keys(prefix, func(k []byte) bool {
-		out = append(out, string(k))
-		return true
-	})
-	return out, err
+	for _, p := range [][]byte{pVersion, pQuarVer} {
+		err := s.keys(key(p, []byte(version), sep), func(k []byte) bool {
+			if !slices.Contains(out, string(k)) {
+				out = append(out, string(k))
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Releases returns every release with stored documents, ordered by

@@ -1,0 +1,212 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/builder"
+)
+
+// LoadBuilderKey reads the builder key of a home without opening its store
+// (a build runs for hours; the store must stay free for a daemon).
+func LoadBuilderKey(home string) (*attest.SecretKey, error) {
+	b, err := os.ReadFile(filepath.Join(home, KeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoBuilderKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read builder key: %w", err)
+	}
+	sk, err := attest.ReadSecretKey(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read builder key %s: %w", filepath.Join(home, KeyFile), err)
+	}
+	return sk, nil
+}
+
+// BuildsDir holds each build's work directory (outputs and logs).
+const BuildsDir = "builds"
+
+// SigsDir is where rbnode build writes the signed documents, in the
+// contrib/guix/sigs (or guix.sigs) layout.
+const SigsDir = "sigs"
+
+// BuildRequest is what rbnode build and auto_build ask for.
+type BuildRequest struct {
+	Repo, Version, Commit, TagPattern, Pipeline, Project string
+	BuilderID                                            string // default: the builder key's name
+	Dest                                                 string // default HOME/sigs
+	Env                                                  []string
+	Progress                                             func(builder.Progress)
+}
+
+// RunBuild builds a release with the home's builder key and returns the
+// builder's result (never nil). It does not touch the store: the caller
+// records the result with AddBuild and stores the document.
+func RunBuild(ctx context.Context, home string, req BuildRequest, now func() time.Time) (*builder.Result, error) {
+	sk, err := LoadBuilderKey(home)
+	if err != nil {
+		return &builder.Result{}, err
+	}
+	id := req.BuilderID
+	if id == "" {
+		id = sk.Public().Name()
+	}
+	dest := req.Dest
+	if dest == "" {
+		dest = filepath.Join(home, SigsDir)
+	}
+	stamp := now().UTC().Format("20060102T150405Z")
+	work := filepath.Join(home, BuildsDir, req.Version+"-"+stamp)
+	if err := os.MkdirAll(filepath.Dir(work), 0o700); err != nil {
+		return &builder.Result{}, err
+	}
+	return builder.Build(ctx, builder.Request{
+		Repo: req.Repo, Version: req.Version, Commit: req.Commit, TagPattern: req.TagPattern,
+		Pipeline: req.Pipeline, Project: req.Project, Env: req.Env,
+		WorkDir: work, Progress: req.Progress, Clock: now,
+		Sign: &builder.Signing{Signer: sk, BuilderID: id, Dest: dest},
+	})
+}
+
+// AddBuild stores a build record.
+func (n *Node) AddBuild(r *builder.Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return n.store.PutBuild(r.StartedAt, b)
+}
+
+// Builds returns the stored build records, oldest first.
+func (n *Node) Builds() ([]builder.Record, error) {
+	raws, err := n.store.Builds()
+	if err != nil {
+		return nil, err
+	}
+	out := []builder.Record{}
+	for _, raw := range raws {
+		var r builder.Record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("stored build record: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// autoBuild watches the configured repository for release tags and builds
+// each new release once, one at a time, publishing the result. A version
+// with any stored build record (good or failed) is not built again, so a
+// restart rebuilds nothing.
+func (d *Daemon) autoBuild(ctx context.Context) error {
+	c := d.n.cfg.AutoBuild
+	log := d.log.With().Str("component", "auto_build").Logger()
+	tick := time.NewTicker(c.FetchInterval.Duration)
+	defer tick.Stop()
+	for {
+		if err := d.autoBuildOnce(ctx); err != nil {
+			if errors.Is(err, builder.ErrNoGuix) && c.Pipeline == "" {
+				log.Warn().Err(err).Msg("auto_build is off: " + builder.Hint(err))
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn().Err(err).Msg("auto build")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *Daemon) autoBuildOnce(ctx context.Context) error {
+	c := d.n.cfg.AutoBuild
+	if c.Remote != "" {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		out, err := exec.CommandContext(fctx, "git", "-C", c.Repo, "fetch", "--tags", "--quiet", c.Remote).CombinedOutput()
+		cancel()
+		if err != nil {
+			d.log.Warn().Err(err).Str("output", strings.TrimSpace(string(out))).Msg("git fetch")
+		}
+	}
+	versions, err := releaseTags(ctx, c.Repo, c.TagPattern)
+	if err != nil {
+		return err
+	}
+	built, err := d.n.Builds()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, r := range built {
+		seen[r.Version] = true
+	}
+	for _, v := range versions {
+		if seen[v] || ctx.Err() != nil {
+			continue
+		}
+		d.log.Info().Str("version", v).Msg("building a new release")
+		res, err := RunBuild(ctx, d.n.cfg.Home, BuildRequest{
+			Repo: c.Repo, Version: v, TagPattern: c.TagPattern, Pipeline: c.Pipeline, Project: c.Project,
+			BuilderID: c.BuilderID,
+		}, d.n.now)
+		if ctx.Err() != nil {
+			return nil // interrupted: not recorded, built again next time
+		}
+		if res != nil && !res.Record.StartedAt.IsZero() {
+			if rerr := d.n.AddBuild(&res.Record); rerr != nil {
+				return rerr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, builder.ErrNoGuix) {
+				return err
+			}
+			d.log.Warn().Err(err).Str("version", v).Str("hint", builder.Hint(err)).Msg("build failed")
+			continue
+		}
+		sum, err := d.Publish(ctx, res.Signed.Path, ImportOptions{})
+		if err != nil {
+			return err
+		}
+		d.log.Info().Str("version", v).Int("published", sum.Published).Msg("built and published")
+	}
+	return nil
+}
+
+// releaseTags lists the versions whose tags match pattern ("cuprated-{version}").
+func releaseTags(ctx context.Context, repo, pattern string) ([]string, error) {
+	if pattern == "" {
+		pattern = builder.DefaultTagPattern
+	}
+	prefix, suffix, ok := strings.Cut(pattern, "{version}")
+	if !ok {
+		return nil, usagef("tag_pattern %q has no {version}", pattern)
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", repo, "tag", "--list", prefix+"*"+suffix).Output()
+	if err != nil {
+		return nil, fmt.Errorf("list tags in %s: %w", repo, err)
+	}
+	var vs []string
+	for _, t := range strings.Fields(string(out)) {
+		v := strings.TrimSuffix(strings.TrimPrefix(t, prefix), suffix)
+		if attest.CheckName("version", v) == nil {
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	return vs, nil
+}

@@ -1,0 +1,280 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/rbnode/rbnode/attest"
+)
+
+// testDaemon is a running daemon on its own home.
+type testDaemon struct {
+	home string
+	n    *Node
+	d    *Daemon
+	stop context.CancelFunc
+	done chan error
+}
+
+// startDaemon opens home (creating it) and runs a daemon on it: real
+// hosts on 127.0.0.1 unless mn is set, no mDNS or DHT, no API socket.
+func startDaemon(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, trusted ...builderKey) *testDaemon {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Home = home
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.MDNS, cfg.DHT = false, false
+	cfg.Bootstrap = bootstrap
+	n, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustBuilders(t, n, trusted...)
+	opts := DaemonOptions{Socket: "-"}
+	if mn != nil {
+		key, err := LoadIdentity(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.HostFactory = func(...libp2p.Option) (host.Host, error) {
+			return mn.AddPeer(key, mockAddr(home))
+		}
+	}
+	d, err := NewDaemon(n, opts)
+	if err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	td := &testDaemon{home: home, n: n, d: d, stop: cancel, done: make(chan error, 1)}
+	go func() { td.done <- d.Run(ctx) }()
+	t.Cleanup(td.shutdown)
+	return td
+}
+
+var shutdownMu sync.Mutex
+
+// shutdown stops the daemon and closes its node; safe to call twice.
+func (td *testDaemon) shutdown() {
+	shutdownMu.Lock()
+	defer shutdownMu.Unlock()
+	if td.stop == nil {
+		return
+	}
+	td.stop()
+	<-td.done
+	td.d.Close()
+	td.n.Close()
+	td.stop = nil
+}
+
+func (td *testDaemon) addr(t *testing.T) string {
+	t.Helper()
+	for _, a := range td.d.Identity().Addrs {
+		return a
+	}
+	t.Fatal("daemon has no address")
+	return ""
+}
+
+func (td *testDaemon) has(id attest.ID) bool {
+	ok, _ := td.n.Store().Has(id)
+	return ok
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+var mockPeers atomic.Uint32
+
+// mockAddr is a label for a mocknet peer; no packet goes there.
+func mockAddr(string) multiaddr.Multiaddr {
+	i := mockPeers.Add(1)
+	return multiaddr.StringCast(fmt.Sprintf("/ip6/100::%x/tcp/4731", i))
+}
+
+// publishDoc writes one signed attestation into a fresh tree and publishes
+// it at td; it returns the document id.
+func publishDoc(t *testing.T, td *testDaemon, b builderKey, version, sha string) attest.ID {
+	t.Helper()
+	tree := t.TempDir()
+	p := b.writeAttestation(t, tree, b.attestation(version, sha, commitA, "rustc 1.82.0"))
+	var id attest.ID
+	sum, err := td.d.Publish(t.Context(), p, ImportOptions{Document: func(x attest.ID) { id = x }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Published != 1 {
+		t.Fatalf("published %d documents, want 1: %+v", sum.Published, sum.Import)
+	}
+	return id
+}
+
+// TestTenDaemonsOnLoopback runs ten daemons on real 127.0.0.1 hosts, each
+// bootstrapped from the ones before: a document published at one is stored
+// by all; a node stopped while others publish catches up when restarted.
+func TestTenDaemonsOnLoopback(t *testing.T) {
+	alice, bob := newBuilder(t, "alice"), newBuilder(t, "bob")
+	var nodes []*testDaemon
+	for i := range 10 {
+		var boot []string
+		if i > 0 {
+			boot = append(boot, nodes[0].addr(t), nodes[i-1].addr(t))
+		}
+		nodes = append(nodes, startDaemon(t, t.TempDir(), nil, boot, alice, bob))
+	}
+	for i, td := range nodes {
+		waitFor(t, 20*time.Second, fmt.Sprintf("node %d to have peers", i), func() bool { return len(td.d.Peers()) > 0 })
+	}
+
+	id := publishDoc(t, nodes[3], alice, "0.0.9", sha('a'))
+	for i, td := range nodes {
+		waitFor(t, 20*time.Second, fmt.Sprintf("node %d to store the document", i), func() bool { return td.has(id) })
+	}
+
+	// Node 9 stops; bob publishes meanwhile; node 9 comes back and catches up.
+	home9 := nodes[9].home
+	nodes[9].shutdown()
+	id2 := publishDoc(t, nodes[0], bob, "0.0.9", sha('a'))
+	for i, td := range nodes[:9] {
+		waitFor(t, 20*time.Second, fmt.Sprintf("node %d to store bob's document", i), func() bool { return td.has(id2) })
+	}
+	back := startDaemon(t, home9, nil, []string{nodes[0].addr(t)})
+	waitFor(t, 30*time.Second, "the restarted node to catch up", func() bool { return back.has(id2) && back.has(id) })
+	r, err := back.n.Status("", "0.0.9", 2)
+	if err != nil || r.Verdict != attest.Consensus {
+		t.Fatalf("restarted node: %v %+v", err, r)
+	}
+}
+
+// TestPartitionHeals cuts ten daemons on a mocknet into two halves that
+// each publish, then heals the cut: every node ends with both documents.
+func TestPartitionHeals(t *testing.T) {
+	alice, bob := newBuilder(t, "alice"), newBuilder(t, "bob")
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var nodes []*testDaemon
+	for range 10 {
+		nodes = append(nodes, startDaemon(t, t.TempDir(), mn, nil, alice, bob))
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	peerOf := func(td *testDaemon) peer.ID { return td.d.Network().ID() }
+	left, right := nodes[:5], nodes[5:]
+	for _, a := range left {
+		for _, b := range right {
+			if err := mn.UnlinkPeers(peerOf(a), peerOf(b)); err != nil {
+				t.Fatal(err)
+			}
+			mn.DisconnectPeers(peerOf(a), peerOf(b))
+		}
+	}
+	for _, a := range left {
+		waitFor(t, 10*time.Second, "the cut", func() bool {
+			for _, b := range right {
+				if mn.Net(peerOf(a)).Connectedness(peerOf(b)) == network.Connected {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	waitFor(t, 20*time.Second, "meshes in each half", func() bool {
+		return len(left[0].d.Peers()) > 0 && len(right[0].d.Peers()) > 0
+	})
+	idL := publishDoc(t, left[0], alice, "0.1.0", sha('b'))
+	idR := publishDoc(t, right[0], bob, "0.1.0", sha('b'))
+	for _, td := range left {
+		waitFor(t, 20*time.Second, "left half to store alice's", func() bool { return td.has(idL) })
+	}
+	for _, td := range right {
+		waitFor(t, 20*time.Second, "right half to store bob's", func() bool { return td.has(idR) })
+	}
+	if left[1].has(idR) || right[1].has(idL) {
+		t.Fatal("a document crossed the cut")
+	}
+	// Heal: link and connect across; sync on connect converges.
+	for _, a := range left {
+		for _, b := range right {
+			if _, err := mn.LinkPeers(peerOf(a), peerOf(b)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := mn.ConnectPeers(peerOf(a), peerOf(b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, td := range nodes {
+		waitFor(t, 30*time.Second, fmt.Sprintf("node %d to have both", i), func() bool { return td.has(idL) && td.has(idR) })
+	}
+}
+
+// TestUntrustedAndInvalidDocumentsAreNotRelayed: a document signed by a
+// key the nodes do not trust is quarantined where it arrives and goes no
+// further; a tampered one is stored nowhere.
+func TestUntrustedAndInvalidDocumentsAreNotRelayed(t *testing.T) {
+	alice, mallory := newBuilder(t, "alice"), newBuilder(t, "mallory")
+	a := startDaemon(t, t.TempDir(), nil, nil, alice, mallory) // trusts mallory
+	b := startDaemon(t, t.TempDir(), nil, []string{a.addr(t)}, alice)
+	c := startDaemon(t, t.TempDir(), nil, []string{b.addr(t)}, alice, mallory)
+	waitFor(t, 20*time.Second, "peers", func() bool { return len(b.d.Peers()) >= 2 })
+
+	// a trusts mallory and publishes; b does not trust her: it keeps the
+	// document in quarantine and does not relay it to c.
+	idM := publishDoc(t, a, mallory, "0.2.0", sha('c'))
+	waitFor(t, 20*time.Second, "b to quarantine mallory's document", func() bool {
+		q, _ := b.n.Store().QuarantinedIn("cuprated", "0.2.0")
+		return len(q) == 1
+	})
+	r, err := b.n.Status("", "0.2.0", 1)
+	if err != nil || len(r.Untrusted) != 1 || r.Untrusted[0].Fingerprint != mallory.sk.Public().Fingerprint {
+		t.Fatalf("b's status of 0.2.0: %v %+v", err, r)
+	}
+	if b.has(idM) {
+		t.Fatal("b stored a document by a key it does not trust")
+	}
+
+	// A tampered envelope: rejected by the handler, stored nowhere.
+	tree := t.TempDir()
+	p := alice.writeAttestation(t, tree, alice.attestation("0.3.0", sha('d'), commitA, "rustc"))
+	doc := &attest.Document{Kind: attest.KindAttestation, Name: filepath.Base(p)}
+	doc.Body = []byte(string(alice.attestation("0.3.0", sha('e'), commitA, "rustc").Encode()))
+	sig, _ := alice.sk.Sign(alice.attestation("0.3.0", sha('d'), commitA, "rustc").Encode(), testNow)
+	doc.Signature = sig
+	env := (&attest.Envelope{Doc: *doc, Key: alice.sk.Public().Bytes()}).Encode()
+	if res := a.d.handle(t.Context(), b.d.Network().ID(), env); res.String() != "reject" {
+		t.Fatalf("tampered envelope: %s, want reject", res)
+	}
+	if got, _ := a.n.Store().Count(); got != 1 {
+		t.Fatalf("a stores %d documents, want 1", got)
+	}
+	// c never sees mallory's document: b did not relay it.
+	if c.has(idM) {
+		t.Fatal("mallory's document was relayed through a node that does not trust her")
+	}
+}
