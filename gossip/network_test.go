@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -244,21 +246,10 @@ func TestRawPubsubAttackerBanned(t *testing.T) {
 	}
 }
 
-// TestPartitionHeals: a network cut in two halves that each publish
-// converges once healed, through sync on reconnection.
-func TestPartitionHeals(t *testing.T) {
-	mn, nodes := mockNetwork(t, 10, withSyncInterval(300*time.Millisecond))
-	a, b := nodes[:5], nodes[5:]
-	for _, x := range a {
-		for _, y := range b {
-			if err := mn.UnlinkPeers(x.ID(), y.ID()); err != nil {
-				t.Fatal(err)
-			}
-			if err := mn.DisconnectPeers(x.ID(), y.ID()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+// partitionHeals checks that two halves that each publish while apart
+// converge to the same set once heal has joined them.
+func partitionHeals(t *testing.T, a, b []*node, heal func()) {
+	t.Helper()
 	var ma, mb [][]byte
 	for i := range 3 {
 		ma = append(ma, valid(fmt.Sprintf("half a %d", i)))
@@ -275,18 +266,99 @@ func TestPartitionHeals(t *testing.T) {
 	assertNowhere(t, a, mb...)
 	assertNowhere(t, b, ma...)
 
-	// Heal: the links come back; peer upkeep redials remembered peers.
-	if err := mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	all := append(ma, mb...)
-	assertEverywhere(t, nodes, 30*time.Second, all...)
+	heal()
+	nodes := append(slices.Clone(a), b...)
+	assertEverywhere(t, nodes, 30*time.Second, append(ma, mb...)...)
 	want := nodes[0].store.snapshot()
 	for i, n := range nodes {
-		if got := n.store.snapshot(); len(got) != len(want) {
+		if got := n.store.snapshot(); !slices.Equal(got, want) {
 			t.Errorf("node %d holds %d messages, node 0 %d", i, len(got), len(want))
 		}
 	}
+}
+
+// TestPartitionHealsTCP: a running network of real hosts is cut in two
+// halves (each side's gater refuses the other half, standing in for a
+// firewall), each half publishes, the cut is lifted, peer upkeep redials
+// the remembered peers and sync on connection makes the sets converge.
+func TestPartitionHealsTCP(t *testing.T) {
+	nodes := tcpNetwork(t, 10)
+	waitFor(t, 10*time.Second, "peers remembered", func() bool {
+		for _, n := range nodes {
+			if len(n.KnownPeers()) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	a, b := nodes[:5], nodes[5:]
+	block := func(x, y *node) {
+		x.bans.add(y.ID(), time.Now().Add(time.Hour))
+		_ = x.host.Network().ClosePeer(y.ID())
+	}
+	for _, x := range a {
+		for _, y := range b {
+			block(x, y)
+			block(y, x)
+		}
+	}
+	// The halves stay connected inside: nodes 0-4 and 5-9 were dialled
+	// in a ring with chords.
+	waitMesh(t, nodes)
+	partitionHeals(t, a, b, func() {
+		for _, n := range nodes {
+			n.bans.mu.Lock()
+			clear(n.bans.m)
+			n.bans.mu.Unlock()
+		}
+	})
+}
+
+// TestPartitionHealsMocknet: two halves formed apart on mocknet, each
+// publishing, then linked and joined by a single connection: sync on that
+// connection and periodic sync carry everything everywhere.
+func TestPartitionHealsMocknet(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	var a, b []*node
+	for i := range 10 {
+		n := newNode(t, mn, nil, withSyncInterval(200*time.Millisecond))
+		if i < 5 {
+			a = append(a, n)
+		} else {
+			b = append(b, n)
+		}
+	}
+	for _, half := range [][]*node{a, b} {
+		for _, x := range half {
+			for _, y := range half {
+				if x != y {
+					if _, err := mn.LinkPeers(x.ID(), y.ID()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		for _, n := range half {
+			n.run(t)
+		}
+		for i, x := range half {
+			for _, y := range half[i+1:] {
+				if _, err := mn.ConnectPeers(x.ID(), y.ID()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitMesh(t, half)
+	}
+	partitionHeals(t, a, b, func() {
+		if _, err := mn.LinkPeers(a[0].ID(), b[0].ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(a[0].ID(), b[0].ID()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestRestartCatchesUp: a node stopped while others publish catches up
