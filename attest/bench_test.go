@@ -1,6 +1,8 @@
 package attest_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,7 +54,7 @@ func BenchmarkVerifyGuixSigs(b *testing.B) {
 // BenchmarkReadKeys reads every builder key file of the guix.sigs tree.
 func BenchmarkReadKeys(b *testing.B) {
 	tr := loadGuix(b)
-	names := sortedMapKeys(tr.keys)
+	names := slices.Sorted(maps.Keys(tr.keys))
 	size := 0
 	for _, n := range names {
 		size += len(tr.keys[n])

@@ -2,6 +2,7 @@ package attest_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -90,7 +91,7 @@ func readGuix(dir string, full bool) (*guixTree, error) {
 func (tr *guixTree) keyring(tb testing.TB) *attest.Keyring {
 	tb.Helper()
 	kr := attest.NewKeyring()
-	for _, name := range sortedMapKeys(tr.keys) {
+	for _, name := range slices.Sorted(maps.Keys(tr.keys)) {
 		ks, err := attest.ReadKeys(tr.keys[name])
 		if err != nil {
 			tb.Fatalf("builder-keys/%s: %v", name, err)
@@ -100,15 +101,6 @@ func (tr *guixTree) keyring(tb testing.TB) *attest.Keyring {
 		}
 	}
 	return kr
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // release is a verdict in a form both the oracle and attest can fill:
@@ -133,7 +125,7 @@ type oracleSig struct {
 func gpgOracle(t *testing.T, tr *guixTree) []oracleSig {
 	g := newGPG(t)
 	args := []string{"--import"}
-	for _, name := range sortedMapKeys(tr.keys) {
+	for _, name := range slices.Sorted(maps.Keys(tr.keys)) {
 		args = append(args, filepath.Join(tr.dir, "builder-keys", name))
 	}
 	g.must(nil, args...)
@@ -321,7 +313,7 @@ func TestGuixSigsOracle(t *testing.T) {
 	}
 	t.Logf("%d releases, %d signatures: %v", len(claims), len(tr.sigs), counts)
 
-	for _, version := range sortedMapKeys(claims) {
+	for _, version := range slices.Sorted(maps.Keys(claims)) {
 		r := attest.Tally("bitcoin", version, claims[version], trusted, 3)
 		if got := fromReport(r); !reflect.DeepEqual(got, want[version]) {
 			t.Errorf("release %s: rbnode %s, gpg oracle %s\nrbnode: %+v\noracle: %+v", version, got.Verdict, want[version].Verdict, got, want[version])
@@ -366,7 +358,7 @@ func TestGuixSigsFacts(t *testing.T) {
 	if _, ok := claims["26.0rc1"]; !ok {
 		t.Fatal("no 26.0rc1 release in the data")
 	}
-	for _, version := range sortedMapKeys(claims) {
+	for _, version := range slices.Sorted(maps.Keys(claims)) {
 		r := attest.Tally("bitcoin", version, claims[version], trusted, 3)
 		if version == "26.0rc1" {
 			check26rc1(t, r)
@@ -408,7 +400,7 @@ func check26rc1(t *testing.T, r *attest.Report) {
 func TestGuixKeyFiles(t *testing.T) {
 	t.Parallel()
 	tr := loadGuix(t)
-	for _, name := range sortedMapKeys(tr.keys) {
+	for _, name := range slices.Sorted(maps.Keys(tr.keys)) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ks, err := attest.ReadKeys(tr.keys[name])
