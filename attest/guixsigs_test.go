@@ -121,8 +121,9 @@ type oracleSig struct {
 }
 
 // gpgOracle verifies every signature with gpg --status-fd --verify in a
-// GnuPG home holding every builder key.
-func gpgOracle(t *testing.T, tr *guixTree) []oracleSig {
+// GnuPG home holding every builder key. It also returns how gpg names each
+// primary key's algorithm, by fingerprint.
+func gpgOracle(t *testing.T, tr *guixTree) (out []oracleSig, algos map[string]string) {
 	g := newGPG(t)
 	args := []string{"--import"}
 	for _, name := range slices.Sorted(maps.Keys(tr.keys)) {
@@ -130,20 +131,33 @@ func gpgOracle(t *testing.T, tr *guixTree) []oracleSig {
 	}
 	g.must(nil, args...)
 
-	// Key and subkey expiry times from gpg's own listing.
+	// Key and subkey expiry times, and the names of the primary keys'
+	// algorithms, from gpg's own listing.
 	expiry := map[string]int64{}
+	algos = map[string]string{}
 	var last int64
+	var algo string
 	for _, rec := range g.colons("--list-keys") {
 		switch rec[0] {
 		case "pub", "sub":
 			last, _ = strconv.ParseInt(rec[6], 10, 64) // empty: never
+			algo = ""
+			if rec[0] == "pub" {
+				algo = "rsa" + rec[2] // RSA: length; ECC: the curve
+				if len(rec) > 16 && rec[16] != "" {
+					algo = rec[16]
+				}
+			}
 		case "fpr":
 			expiry[rec[9]] = last
+			if algo != "" {
+				algos[rec[9]], algo = algo, ""
+			}
 		}
 	}
 	validAt := func(fpr string, ts int64) bool { e := expiry[fpr]; return e == 0 || ts < e }
 
-	out := make([]oracleSig, len(tr.sigs))
+	out = make([]oracleSig, len(tr.sigs))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for w := 0; w < max(2, runtime.NumCPU()); w++ {
@@ -170,7 +184,7 @@ func gpgOracle(t *testing.T, tr *guixTree) []oracleSig {
 	}
 	close(next)
 	wg.Wait()
-	return out
+	return out, algos
 }
 
 // oracleReleases derives each release's verdict with quorum 3 from gpg's
@@ -282,13 +296,16 @@ func fromReport(r *attest.Report) release {
 func TestGuixSigsOracle(t *testing.T) {
 	t.Parallel()
 	tr := loadGuix(t)
-	oracle := gpgOracle(t, tr)
+	oracle, algos := gpgOracle(t, tr)
 	want := oracleReleases(tr, oracle)
 
 	kr := tr.keyring(t)
 	trusted := attest.TrustSet{}
 	for _, k := range kr.Keys() {
 		trusted[k.Fingerprint] = k.Name()
+		if k.Algorithm() != algos[k.Fingerprint] {
+			t.Errorf("key %s (%s): algorithm %q, gpg says %q", k.Fingerprint, k.Name(), k.Algorithm(), algos[k.Fingerprint])
+		}
 	}
 	claims, vs := rbnodeVerify(t, tr, kr, time.Now())
 

@@ -183,6 +183,13 @@ func (k *Key) Revocation() (reason string, at time.Time, ok bool) {
 // Algorithm names the primary key's algorithm and size ("rsa4096", "ed25519").
 func (k *Key) Algorithm() string { return algorithmName(k.entity.PrimaryKey) }
 
+// curveNames are GnuPG's names of the ECDSA curves.
+var curveNames = map[packet.Curve]string{
+	packet.CurveNistP256: "nistp256", packet.CurveNistP384: "nistp384", packet.CurveNistP521: "nistp521",
+	packet.CurveSecP256k1: "secp256k1", packet.CurveBrainpoolP256: "brainpoolP256r1",
+	packet.CurveBrainpoolP384: "brainpoolP384r1", packet.CurveBrainpoolP512: "brainpoolP512r1",
+}
+
 func algorithmName(pk *packet.PublicKey) string {
 	bits, _ := pk.BitLength()
 	switch pk.PubKeyAlgo {
@@ -193,7 +200,15 @@ func algorithmName(pk *packet.PublicKey) string {
 	case packet.PubKeyAlgoEd448:
 		return "ed448"
 	case packet.PubKeyAlgoECDSA:
-		return fmt.Sprintf("ecdsa%d", bits)
+		// Named by curve, as GnuPG lists them: the bit length of an
+		// ECDSA key is that of its encoded point (515 for P-256).
+		if c, err := pk.Curve(); err == nil {
+			if name, ok := curveNames[c]; ok {
+				return name
+			}
+			return "ecdsa-" + strings.ToLower(string(c))
+		}
+		return "ecdsa"
 	case packet.PubKeyAlgoDSA:
 		return fmt.Sprintf("dsa%d", bits)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/rbnode/rbnode/attest"
@@ -200,5 +201,28 @@ func TestReadKeysRefusesHugeDSA(t *testing.T) {
 	}
 	if len(ks[0].KeyIDs()) != len(good.KeyIDs()) || len(ks[0].Dropped) != 1 || !strings.Contains(ks[0].Dropped[0], "DSA") {
 		t.Errorf("key ids %v, dropped %q", ks[0].KeyIDs(), ks[0].Dropped)
+	}
+}
+
+// TestKeyAlgorithm: keys are named as GnuPG lists them (TestGuixSigsOracle
+// compares every real builder key with gpg itself).
+func TestKeyAlgorithm(t *testing.T) {
+	t.Parallel()
+	for curve, want := range map[packet.Curve]string{
+		packet.CurveNistP256: "nistp256", packet.CurveNistP384: "nistp384",
+		packet.CurveNistP521: "nistp521", packet.CurveSecP256k1: "secp256k1",
+	} {
+		t.Run(want, func(t *testing.T) {
+			t.Parallel()
+			cfg := pgpConfig(day(2024, 1, 1), 0)
+			cfg.Algorithm, cfg.Curve = packet.PubKeyAlgoECDSA, curve
+			e, err := openpgp.NewEntity("ECDSA", "", "ecdsa@example.org", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := publicKey(t, e).Algorithm(); got != want {
+				t.Errorf("Algorithm() = %q, want %q", got, want)
+			}
+		})
 	}
 }
