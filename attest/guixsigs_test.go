@@ -120,10 +120,17 @@ type oracleSig struct {
 	status  []string
 }
 
+// gpgKey is what gpg --list-keys says of a primary key.
+type gpgKey struct {
+	algo             string
+	created, expires int64 // Unix seconds; expires 0: never
+	revoked          bool
+}
+
 // gpgOracle verifies every signature with gpg --status-fd --verify in a
-// GnuPG home holding every builder key. It also returns how gpg names each
-// primary key's algorithm, by fingerprint.
-func gpgOracle(t *testing.T, tr *guixTree) (out []oracleSig, algos map[string]string) {
+// GnuPG home holding every builder key. It also returns what gpg lists of
+// each primary key, by fingerprint.
+func gpgOracle(t *testing.T, tr *guixTree) (out []oracleSig, keys map[string]gpgKey) {
 	g := newGPG(t)
 	args := []string{"--import"}
 	for _, name := range slices.Sorted(maps.Keys(tr.keys)) {
@@ -131,27 +138,28 @@ func gpgOracle(t *testing.T, tr *guixTree) (out []oracleSig, algos map[string]st
 	}
 	g.must(nil, args...)
 
-	// Key and subkey expiry times, and the names of the primary keys'
-	// algorithms, from gpg's own listing.
+	// Key and subkey expiry times, and what gpg says of each primary key,
+	// from its own listing.
 	expiry := map[string]int64{}
-	algos = map[string]string{}
+	keys = map[string]gpgKey{}
 	var last int64
-	var algo string
+	var pub *gpgKey
 	for _, rec := range g.colons("--list-keys") {
 		switch rec[0] {
 		case "pub", "sub":
 			last, _ = strconv.ParseInt(rec[6], 10, 64) // empty: never
-			algo = ""
+			pub = nil
 			if rec[0] == "pub" {
-				algo = "rsa" + rec[2] // RSA: length; ECC: the curve
+				pub = &gpgKey{algo: "rsa" + rec[2], expires: last, revoked: rec[1] == "r"} // RSA: length
+				pub.created, _ = strconv.ParseInt(rec[5], 10, 64)
 				if len(rec) > 16 && rec[16] != "" {
-					algo = rec[16]
+					pub.algo = rec[16] // ECC: the curve
 				}
 			}
 		case "fpr":
 			expiry[rec[9]] = last
-			if algo != "" {
-				algos[rec[9]], algo = algo, ""
+			if pub != nil {
+				keys[rec[9]], pub = *pub, nil
 			}
 		}
 	}
@@ -184,7 +192,7 @@ func gpgOracle(t *testing.T, tr *guixTree) (out []oracleSig, algos map[string]st
 	}
 	close(next)
 	wg.Wait()
-	return out, algos
+	return out, keys
 }
 
 // oracleReleases derives each release's verdict with quorum 3 from gpg's
@@ -296,15 +304,21 @@ func fromReport(r *attest.Report) release {
 func TestGuixSigsOracle(t *testing.T) {
 	t.Parallel()
 	tr := loadGuix(t)
-	oracle, algos := gpgOracle(t, tr)
+	oracle, gkeys := gpgOracle(t, tr)
 	want := oracleReleases(tr, oracle)
 
 	kr := tr.keyring(t)
 	trusted := attest.TrustSet{}
 	for _, k := range kr.Keys() {
 		trusted[k.Fingerprint] = k.Name()
-		if k.Algorithm() != algos[k.Fingerprint] {
-			t.Errorf("key %s (%s): algorithm %q, gpg says %q", k.Fingerprint, k.Name(), k.Algorithm(), algos[k.Fingerprint])
+		var got gpgKey
+		got.algo, got.created = k.Algorithm(), k.Created().Unix()
+		if exp, ok := k.Expires(); ok {
+			got.expires = exp.Unix()
+		}
+		_, _, got.revoked = k.Revocation()
+		if g := gkeys[k.Fingerprint]; got != g {
+			t.Errorf("key %s (%s): rbnode says %+v, gpg %+v", k.Fingerprint, k.Name(), got, g)
 		}
 	}
 	claims, vs := rbnodeVerify(t, tr, kr, time.Now())
