@@ -185,7 +185,7 @@ func TestReadKeysRefusesHugeDSA(t *testing.T) {
 	start := time.Now()
 	_, err := attest.ReadKeys(in)
 	wantErr(t, err, nil, "DSA", "8192")
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("refusing took %v: a signature was checked", d)
 	}
 
