@@ -112,6 +112,7 @@ type tuning struct {
 	reconnect      time.Duration // how often the peer count is checked
 	dialBackoff    time.Duration // first back-off after a failed dial
 	syncSpacing    time.Duration // least time between two syncs with a peer
+	settle         time.Duration // delay of the second sync after a peer connects
 	sessionTimeout time.Duration // deadline of one sync session
 	advertise      time.Duration // DHT rendezvous period
 
@@ -128,6 +129,7 @@ func (t *tuning) fill() {
 	def(&t.reconnect, 30*time.Second)
 	def(&t.dialBackoff, 10*time.Second)
 	def(&t.syncSpacing, 10*time.Second)
+	def(&t.settle, 5*time.Second)
 	def(&t.sessionTimeout, 2*time.Minute)
 	def(&t.advertise, 10*time.Minute)
 }

@@ -448,6 +448,10 @@ func (n *Network) pubsubOptions(scores chan map[peer.ID]float64) []pubsub.Option
 		// Documents are few and each matters: send our own to every peer,
 		// not only the mesh (which is empty until the first heartbeat).
 		pubsub.WithFloodPublish(true),
+		// A node importing a guix.sigs tree publishes a few thousand
+		// documents at once: the default queues (32) would drop most.
+		pubsub.WithPeerOutboundQueueSize(4096),
+		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithMaxMessageSize(max(n.cfg.MaxMessageSize+64<<10, pubsub.DefaultMaxMessageSize)),
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), n.cfg.tuning.scoreInspect),

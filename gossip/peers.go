@@ -440,6 +440,13 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 		queue = append(queue, p)
 		start()
 	}
+	// A peer is synced again once the gossip mesh has settled after it
+	// connected: gossipsub forwards a message only to the mesh peers it
+	// has when the message arrives, so a document that arrived while the
+	// new peer was not yet grafted reaches it by this second sync.
+	settle := make(map[peer.ID]time.Time)
+	settleTick := time.NewTicker(time.Second)
+	defer settleTick.Stop()
 	var tick <-chan time.Time
 	if n.cfg.SyncInterval > 0 {
 		t := time.NewTicker(n.cfg.SyncInterval)
@@ -451,7 +458,17 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 		case <-ctx.Done():
 			return nil
 		case p := <-reqs:
+			if _, ok := last[p]; !ok && len(settle) < maxKnown {
+				settle[p] = time.Now().Add(n.cfg.tuning.settle)
+			}
 			enqueue(p, false)
+		case now := <-settleTick.C:
+			for p, at := range settle {
+				if now.After(at) {
+					delete(settle, p)
+					enqueue(p, true)
+				}
+			}
 		case p := <-done:
 			delete(inflight, p)
 			last[p] = time.Now()

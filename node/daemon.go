@@ -380,8 +380,10 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // handle is the gossip Handler: it judges an envelope from a peer (or from
 // this node's own Publish) and stores it when it is good and trusted.
 // Documents by keys this node does not trust are quarantined and not
-// relayed; anything invalid is rejected, logged and counts against the
-// sender.
+// relayed. What no honest node would relay (malformed, badly signed,
+// breaking a naming or context rule) is rejected, logged and counts
+// against the sender; a document whose key has since expired or been
+// revoked is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
 	res, reason, detail := d.judge(ctx, data)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
@@ -422,8 +424,19 @@ func (d *Daemon) judge(ctx context.Context, data []byte) (gossip.Result, string,
 		kr.Add(key)
 	}
 	v := kr.Verify(env.Doc.Body, p.Sig, d.n.now())
-	if !v.OK() {
+	switch {
+	case v.Status == attest.StatusBadSignature:
 		return gossip.Reject, string(v.Status), v.Detail
+	case !v.OK():
+		// Expired, revoked, future-dated: invalid, but an honest peer that
+		// lacks the revocation (or has a skewed clock) relays it, so it is
+		// dropped and logged without counting against the sender.
+		d.log.Info().Str("reason", string(v.Status)).Str("detail", v.Detail).Msg("ignored a document")
+		_ = d.n.store.AddRejections([]store.Rejection{{
+			Time: d.n.now().UTC(), Source: "gossip", Version: p.Statement.Version, Signer: env.Doc.Signer,
+			File: env.Doc.Name, KeyID: v.KeyID, Reason: string(v.Status), Detail: v.Detail,
+		}})
+		return gossip.Ignore, "", ""
 	}
 	ts := *d.trust.Load()
 	if _, ok := ts[v.Fingerprint]; !ok {

@@ -4,28 +4,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rbnode/rbnode/attest"
 )
 
 // BuilderKey loads the node's own signing key from the home.
-func (n *Node) BuilderKey() (*attest.SecretKey, error) {
-	b, err := os.ReadFile(filepath.Join(n.cfg.Home, KeyFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoBuilderKey
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read builder key: %w", err)
-	}
-	sk, err := attest.ReadSecretKey(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read builder key %s: %w", filepath.Join(n.cfg.Home, KeyFile), err)
-	}
-	return sk, nil
-}
+func (n *Node) BuilderKey() (*attest.SecretKey, error) { return LoadBuilderKey(n.cfg.Home) }
 
 // GenerateBuilderKey makes a new Ed25519 builder key, saves it in the home
 // (mode 0600), and adds its public half to the keyring and the trust set:
@@ -100,9 +87,10 @@ func (n *Node) ExportKey(secret bool) ([]byte, error) {
 }
 
 // SignFile writes path.asc, a detached armoured signature of path by the
-// builder key, and returns the signature's path.
-func (n *Node) SignFile(path string) (string, error) {
-	sk, err := n.BuilderKey()
+// builder key of home, and returns the signature's path. It does not open
+// the store, so it works beside a running daemon.
+func SignFile(home, path string, now time.Time) (string, error) {
+	sk, err := LoadBuilderKey(home)
 	if err != nil {
 		return "", err
 	}
@@ -110,7 +98,7 @@ func (n *Node) SignFile(path string) (string, error) {
 	if err != nil {
 		return "", usageErr(err)
 	}
-	sig, err := sk.Sign(body, n.now())
+	sig, err := sk.Sign(body, now)
 	if err != nil {
 		return "", err
 	}
