@@ -311,7 +311,7 @@ func groupCerts(pkts []rawPacket, withSecret bool) ([]*cert, error) {
 			if cur == nil {
 				return nil, fmt.Errorf("signature packet %d comes before any primary key", i)
 			}
-			st, issuer, ok := sigTypeAndIssuer(p)
+			st, issuer, ok := sigTypeAndIssuer(&p)
 			if !ok || issuer != primaryID && issuer != 0 {
 				continue // third-party certification or unreadable: not needed
 			}
@@ -399,7 +399,7 @@ func checkKeyCost(p rawPacket) error {
 
 // sigTypeAndIssuer reads a v4 signature packet's class and issuer key id
 // without verifying it. Issuer 0 means the packet names none.
-func sigTypeAndIssuer(p rawPacket) (packet.SignatureType, uint64, bool) {
+func sigTypeAndIssuer(p *rawPacket) (packet.SignatureType, uint64, bool) {
 	pp, err := packet.Read(bytes.NewReader(p.whole))
 	if err != nil {
 		return 0, 0, false
@@ -412,7 +412,35 @@ func sigTypeAndIssuer(p rawPacket) (packet.SignatureType, uint64, bool) {
 	if s.IssuerKeyId != nil {
 		issuer = *s.IssuerKeyId
 	}
+	p.sigType, p.created = s.SigType, s.CreationTime.Unix()
 	return s.SigType, issuer, true
+}
+
+// newest keeps, of a place's self-signatures, every revocation and the
+// newest of the others: the only one go-crypto and GnuPG use. Older
+// binding and certification signatures (one per expiry extension) would
+// each cost a verification on every load.
+func newest(sigs []rawPacket) []rawPacket {
+	best := -1
+	for i, p := range sigs {
+		if isRevocation(p.sigType) {
+			continue
+		}
+		if best < 0 || p.created > sigs[best].created {
+			best = i
+		}
+	}
+	out := make([]rawPacket, 0, len(sigs))
+	for i, p := range sigs {
+		if i == best || isRevocation(p.sigType) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isRevocation(t packet.SignatureType) bool {
+	return t == packet.SigTypeKeyRevocation || t == packet.SigTypeSubkeyRevocation || t == packet.SigTypeCertificationRevocation
 }
 
 func (c *cert) clone() *cert {
@@ -468,12 +496,12 @@ func unionPackets(a, b []rawPacket) []rawPacket {
 func (c *cert) bytes(uids, subkeys []segment) []byte {
 	var b bytes.Buffer
 	b.Write(c.primary.whole)
-	for _, p := range c.direct {
+	for _, p := range newest(c.direct) {
 		b.Write(p.whole)
 	}
 	for _, s := range append(slices.Clip(uids), subkeys...) {
 		b.Write(s.head.whole)
-		for _, p := range s.sigs {
+		for _, p := range newest(s.sigs) {
 			b.Write(p.whole)
 		}
 	}

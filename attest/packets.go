@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // OpenPGP packet tags rbnode handles (RFC 4880 section 4.3).
@@ -28,6 +29,10 @@ type rawPacket struct {
 	tag   int
 	whole []byte // header and body
 	body  []byte
+	// For self-signatures kept in a certificate: their class and creation
+	// time (Unix seconds), set by groupCerts.
+	sigType packet.SignatureType
+	created int64
 }
 
 // splitPackets frames b into packets without interpreting their bodies.

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"fmt"
 	"io"
@@ -69,7 +70,9 @@ func NewKeyring(keys ...*Key) *Keyring {
 // Add puts k in the keyring, merging it with a key of the same fingerprint.
 // It returns the key as now held.
 func (kr *Keyring) Add(k *Key) *Key {
-	if prev := kr.byFP[k.Fingerprint]; prev != nil {
+	if prev := kr.byFP[k.Fingerprint]; prev != nil && bytes.Equal(prev.raw, k.raw) {
+		return prev
+	} else if prev != nil {
 		if m, err := MergeKeys(prev, k); err == nil {
 			k = m
 		}

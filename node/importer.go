@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
@@ -71,17 +74,26 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 		return nil, usageErr(err)
 	}
 	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
-	if fi.IsDir() {
-		if kd := filepath.Join(path, "builder-keys"); isDir(kd) {
-			if sum.Keys, err = n.importKeyDir(kd, sum); err != nil {
-				return nil, err
-			}
+	// Keys in builder-keys/ load while the documents are read and parsed;
+	// verification waits for them.
+	keysDone := make(chan struct{})
+	var keys keyDirResult
+	go func() {
+		defer close(keysDone)
+		if kd := filepath.Join(path, "builder-keys"); fi.IsDir() && isDir(kd) {
+			keys = n.importKeyDir(kd)
 		}
-	}
-	kr, err := n.Keyring()
-	if err != nil {
-		return nil, err
-	}
+	}()
+	var kr *attest.Keyring
+	keyring := sync.OnceValue(func() error {
+		<-keysDone
+		if keys.err != nil {
+			return keys.err
+		}
+		var err error
+		kr, err = n.Keyring()
+		return err
+	})
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -103,13 +115,24 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	for range workers {
 		wg.Go(func() {
 			for j := range jobs {
-				results <- n.checkJob(j, kr)
+				results <- n.checkJob(j, func() (*attest.Keyring, error) {
+					err := keyring() // sets kr: call it before reading kr
+					return kr, err
+				})
 			}
 		})
 	}
 	go func() { wg.Wait(); close(results) }()
 
 	werr := n.writeResults(results, sum, opts.Progress, opts.Document)
+	<-keysDone
+	sum.Keys = keys.count
+	for _, r := range keys.rejections {
+		sum.note(r)
+	}
+	if werr == nil {
+		werr = keys.err
+	}
 	if werr != nil {
 		cancel()
 		for range results { // let the workers finish
@@ -128,42 +151,86 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
+// keyDirResult is what importKeyDir did.
+type keyDirResult struct {
+	count      int
+	rejections []store.Rejection
+	err        error
+}
+
 // importKeyDir adds every key file of a builder-keys directory to the
 // keyring (not to the trust set). A file that cannot be read is logged as
-// a rejection; the others still load.
-func (n *Node) importKeyDir(dir string, sum *ImportSummary) (int, error) {
+// a rejection; the others still load. A file already imported byte for
+// byte is not parsed again.
+func (n *Node) importKeyDir(dir string) keyDirResult {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", dir, err)
+		return keyDirResult{err: fmt.Errorf("read %s: %w", dir, err)}
 	}
+	// Reading a key verifies its self-signatures: spread the files over
+	// the cores.
+	type parsed struct {
+		keys []*attest.Key
+		seen string // the file's hash, when new
+		rej  *store.Rejection
+	}
+	results := make([]parsed, len(entries))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				e := entries[i]
+				p := filepath.Join(dir, e.Name())
+				b, err := readCapped(p, attest.MaxKeyFileSize)
+				var ks []*attest.Key
+				if err == nil {
+					sum := sha256.Sum256(b)
+					seen := "keyfile/" + hex.EncodeToString(sum[:])
+					if _, err := n.store.GetSetting(seen); err == nil {
+						continue // imported before, unchanged
+					}
+					results[i].seen = seen
+					ks, err = attest.ReadKeys(b)
+				}
+				if err != nil {
+					results[i].rej = &store.Rejection{Time: n.now().UTC(), Source: p, File: e.Name(), Reason: "bad_key", Detail: err.Error()}
+					continue
+				}
+				results[i].keys = ks
+			}
+		})
+	}
+	for i, e := range entries {
+		if e.Type().IsRegular() {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	var out keyDirResult
 	var keys []*attest.Key
-	var rejs []store.Rejection
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
+	for _, r := range results {
+		keys = append(keys, r.keys...)
+		if r.rej != nil {
+			out.rejections = append(out.rejections, *r.rej)
 		}
-		p := filepath.Join(dir, e.Name())
-		b, err := readCapped(p, attest.MaxKeyFileSize)
-		var ks []*attest.Key
-		if err == nil {
-			ks, err = attest.ReadKeys(b)
-		}
-		if err != nil {
-			rejs = append(rejs, store.Rejection{Time: n.now().UTC(), Source: p, File: e.Name(), Reason: "bad_key", Detail: err.Error()})
-			continue
-		}
-		keys = append(keys, ks...)
 	}
-	for _, r := range rejs {
-		sum.note(r)
-	}
-	if err := n.store.AddRejections(rejs); err != nil {
-		return 0, err
+	if err := n.store.AddRejections(out.rejections); err != nil {
+		return keyDirResult{err: err}
 	}
 	if _, err := n.AddKeys(keys); err != nil {
-		return 0, err
+		return keyDirResult{err: err}
 	}
-	return len(keys), nil
+	for _, r := range results {
+		if r.seen != "" && r.rej == nil {
+			if err := n.store.PutSetting(r.seen, []byte("1")); err != nil {
+				return keyDirResult{err: err}
+			}
+		}
+	}
+	out.count = len(keys)
+	return out
 }
 
 type importJob struct {
@@ -223,8 +290,6 @@ func walkTree(ctx context.Context, root string, jobs chan<- importJob) error {
 			j.signer, j.version = contextOf(doc)
 			if !d.Type().IsRegular() {
 				j.rej = &store.Rejection{Reason: "not_regular_file", Detail: "signature is not a regular file (symlinks are not followed)"}
-			} else if fi, err := os.Lstat(doc); err != nil || !fi.Mode().IsRegular() {
-				j.rej = &store.Rejection{Reason: "missing_document", Detail: "signature without its document " + docName}
 			}
 			return send(j)
 		}
@@ -272,7 +337,7 @@ func singleJob(ctx context.Context, path string, opts ImportOptions, jobs chan<-
 }
 
 // checkJob reads, parses and verifies one document.
-func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
+func (n *Node) checkJob(j importJob, keyring func() (*attest.Keyring, error)) importResult {
 	reject := func(reason, detail string) importResult {
 		return importResult{rej: &store.Rejection{
 			Time: n.now().UTC(), Source: j.doc, Version: j.version, Signer: j.signer,
@@ -283,7 +348,12 @@ func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
 		return reject(j.rej.Reason, j.rej.Detail)
 	}
 	body, err := readCapped(j.doc, attest.MaxManifestSize)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return reject("missing_document", "signature without its document "+filepath.Base(j.doc))
+	case errors.Is(err, errNotRegular):
+		return reject("not_regular_file", "document is not a regular file (symlinks are not followed)")
+	case err != nil:
 		return reject("unreadable", err.Error())
 	}
 	sig, err := readCapped(j.sig, attest.MaxSignatureSize)
@@ -294,12 +364,12 @@ func (n *Node) checkJob(j importJob, kr *attest.Keyring) importResult {
 	if j.kind == attest.KindManifest {
 		d.Version, d.Signer = j.version, j.signer
 	}
-	return n.checkDoc(d, kr, j.doc, "import")
+	return n.checkDoc(d, keyring, j.doc, "import")
 }
 
 // checkDoc parses and verifies one document: the result is an entry to
 // store (good, or waiting for its key), a duplicate, or a rejection.
-func (n *Node) checkDoc(d *attest.Document, kr *attest.Keyring, source, origin string) importResult {
+func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, error), source, origin string) importResult {
 	now := n.now()
 	reject := func(reason, detail, keyID string) importResult {
 		return importResult{rej: &store.Rejection{
@@ -313,6 +383,10 @@ func (n *Node) checkDoc(d *attest.Document, kr *attest.Keyring, source, origin s
 	}
 	if has, err := n.store.Has(p.ID); err == nil && has {
 		return importResult{dup: true, id: p.ID}
+	}
+	kr, err := keyring()
+	if err != nil {
+		return reject("unreadable", "no keyring: "+err.Error(), "")
 	}
 	v := kr.Verify(d.Body, p.Sig, now)
 	if !v.OK() && v.Status != attest.StatusUnknownKey {
@@ -357,7 +431,7 @@ func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin strin
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for d := range next {
-				results <- n.checkDoc(d, kr, origin+":"+d.Version+"/"+d.Signer+"/"+d.Name, origin)
+				results <- n.checkDoc(d, func() (*attest.Keyring, error) { return kr, nil }, origin+":"+d.Version+"/"+d.Signer+"/"+d.Name, origin)
 			}
 		})
 	}
@@ -426,14 +500,6 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				sum.Duplicate++
 				continue
 			}
-			if has, err := n.store.Has(id); err != nil {
-				batch.Cancel()
-				return err
-			} else if has {
-				sum.Duplicate++
-				document(id)
-				continue
-			}
 			if err := batch.Put(r.entry); err != nil {
 				batch.Cancel()
 				return err
@@ -457,19 +523,34 @@ func (s *ImportSummary) note(r store.Rejection) {
 	}
 }
 
-// readCapped reads a whole file of at most max bytes.
+// errNotRegular is returned by readCapped for symlinks, devices and the
+// like: an import never follows a link out of the tree it was given.
+var errNotRegular = errors.New("not a regular file")
+
+// readCapped reads a whole regular file of at most max bytes, in one read
+// when the file does not change meanwhile. Symlinks are not followed.
 func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > max {
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
+	}
+	if fi.Size() > max {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return b, nil
 }

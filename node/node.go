@@ -144,18 +144,23 @@ func (n *Node) AddKeys(keys []*attest.Key) ([]*attest.Key, error) {
 		return nil, err
 	}
 	kr := old.Clone()
-	var held []*attest.Key
+	var held, changed []*attest.Key
 	for _, k := range keys {
+		prev := kr.Get(k.Fingerprint)
 		h := kr.Add(k)
+		held = append(held, h)
+		if h == prev {
+			continue // the same certificate again: nothing to store or re-check
+		}
 		if err := n.store.PutKey(h); err != nil {
 			n.mu.Unlock()
 			return nil, fmt.Errorf("store key %s: %w", h.Fingerprint, err)
 		}
-		held = append(held, h)
+		changed = append(changed, h)
 	}
 	n.keyring.Store(kr)
 	n.mu.Unlock()
-	if _, err := n.reverify(held); err != nil {
+	if _, err := n.reverify(changed); err != nil {
 		return nil, err
 	}
 	return held, nil

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -557,9 +559,10 @@ func (s *Store) PutKey(k *attest.Key) error {
 	})
 }
 
-// Keys returns every stored public key, ordered by fingerprint.
+// Keys returns every stored public key, ordered by fingerprint. Reading a
+// key checks its self-signatures, so they are read on all cores.
 func (s *Store) Keys() ([]*attest.Key, error) {
-	var out []*attest.Key
+	var raw [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pKey, PrefetchValues: true})
 		defer it.Close()
@@ -568,15 +571,37 @@ func (s *Store) Keys() ([]*attest.Key, error) {
 			if err != nil {
 				return err
 			}
-			ks, err := attest.ReadKeys(b)
-			if err != nil {
-				return fmt.Errorf("stored key %s: %w", it.Item().Key()[len(pKey):], err)
-			}
-			out = append(out, ks...)
+			raw = append(raw, b)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	parsed := make([][]*attest.Key, len(raw))
+	errs := make([]error, len(raw))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				parsed[i], errs[i] = attest.ReadKeys(raw[i])
+			}
+		})
+	}
+	for i := range raw {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []*attest.Key
+	for i := range raw {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("stored key %d: %w", i, errs[i])
+		}
+		out = append(out, parsed[i]...)
+	}
+	return out, nil
 }
 
 // KeyBytes returns a stored key's certificate, or ErrNotFound.
