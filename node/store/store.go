@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -559,8 +557,9 @@ func (s *Store) PutKey(k *attest.Key) error {
 	})
 }
 
-// Keys returns every stored public key, ordered by fingerprint. Reading a
-// key checks its self-signatures, so they are read on all cores.
+// Keys returns every stored public key, ordered by fingerprint. Keys were
+// checked on their way in (node.AddKeys takes only what attest.ReadKeys
+// accepted), so they are read back without checking self-signatures again.
 func (s *Store) Keys() ([]*attest.Key, error) {
 	var raw [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -578,28 +577,13 @@ func (s *Store) Keys() ([]*attest.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	parsed := make([][]*attest.Key, len(raw))
-	errs := make([]error, len(raw))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := range next {
-				parsed[i], errs[i] = attest.ReadKeys(raw[i])
-			}
-		})
-	}
-	for i := range raw {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	var out []*attest.Key
-	for i := range raw {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("stored key %d: %w", i, errs[i])
+	out := make([]*attest.Key, 0, len(raw))
+	for i, b := range raw {
+		k, err := attest.ReadStoredKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("stored key %d: %w", i, err)
 		}
-		out = append(out, parsed[i]...)
+		out = append(out, k)
 	}
 	return out, nil
 }
