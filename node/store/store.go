@@ -61,9 +61,9 @@ func Open(opts Options) (*Store, error) {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithLogger(badgerLogger{opts.Logger.With().Str("component", "badger").Logger()}).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
-		WithNumMemtables(3).
+		WithNumMemtables(2).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false).
