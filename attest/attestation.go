@@ -272,37 +272,78 @@ func nullableString(what string, raw json.RawMessage) (*string, error) {
 // (folded name -> name) spelled in another case is refused: Python would
 // not see it at all.
 func checkJSONObject(b []byte, known map[string]string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return errors.New(jsonErr(err))
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("not a JSON object")
-	}
-	if err := checkObject(dec, 1, known); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err == nil {
+	if !json.Valid(b) {
+		// The slow path, for the error message only.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return errors.New(jsonErr(err))
+		}
 		return errors.New("data after the JSON object")
 	}
-	return nil
+	sc := jsonScanner{b: b, known: known}
+	sc.space()
+	if sc.i >= len(b) || b[sc.i] != '{' {
+		return errors.New("not a JSON object")
+	}
+	sc.i++
+	return sc.object(1)
 }
 
 const maxJSONDepth = 16
 
-func checkObject(dec *json.Decoder, depth int, known map[string]string) error {
+// jsonScanner walks JSON that json.Valid accepted, looking only at the
+// keys of objects: a fraction of the cost of encoding/json's tokenizer.
+type jsonScanner struct {
+	b     []byte
+	i     int
+	known map[string]string
+}
+
+func (s *jsonScanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// str reads the string starting at s.i (a quote) and returns it decoded.
+func (s *jsonScanner) str() string {
+	start := s.i
+	s.i++
+	escaped := false
+	for s.b[s.i] != '"' {
+		if s.b[s.i] == '\\' {
+			escaped = true
+			s.i++
+		}
+		s.i++
+	}
+	s.i++
+	if !escaped {
+		return string(s.b[start+1 : s.i-1])
+	}
+	var out string
+	_ = json.Unmarshal(s.b[start:s.i], &out) // valid JSON: cannot fail
+	return out
+}
+
+// object checks the members of an object whose '{' was just read.
+func (s *jsonScanner) object(depth int) error {
 	if depth > maxJSONDepth {
 		return errors.New("JSON nested too deeply")
 	}
 	seen := map[string]string{} // folded key -> key
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return errors.New(jsonErr(err))
+	for {
+		s.space()
+		if s.b[s.i] == '}' {
+			s.i++
+			return nil
 		}
-		key, _ := tok.(string)
+		if s.b[s.i] == ',' {
+			s.i++
+			s.space()
+		}
+		key := s.str()
 		f := foldKey(key)
 		if prev, ok := seen[f]; ok {
 			if prev == key {
@@ -310,45 +351,47 @@ func checkObject(dec *json.Decoder, depth int, known map[string]string) error {
 			}
 			return fmt.Errorf("duplicate key: %q and %q differ only in case", prev, key)
 		}
-		if name, ok := known[f]; ok && name != key {
+		if name, ok := s.known[f]; ok && name != key {
 			return fmt.Errorf("key %q must be spelled %q", key, name)
 		}
 		seen[f] = key
-		if err := checkValue(dec, depth, known); err != nil {
+		s.space()
+		s.i++ // ':'
+		if err := s.value(depth); err != nil {
 			return err
 		}
 	}
-	_, err := dec.Token() // '}'
-	if err != nil {
-		return errors.New(jsonErr(err))
-	}
-	return nil
 }
 
-func checkValue(dec *json.Decoder, depth int, known map[string]string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return errors.New(jsonErr(err))
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
+func (s *jsonScanner) value(depth int) error {
+	s.space()
+	switch s.b[s.i] {
 	case '{':
-		return checkObject(dec, depth+1, known)
+		s.i++
+		return s.object(depth + 1)
 	case '[':
+		s.i++
 		if depth+1 > maxJSONDepth {
 			return errors.New("JSON nested too deeply")
 		}
-		for dec.More() {
-			if err := checkValue(dec, depth+1, known); err != nil {
+		for {
+			s.space()
+			switch s.b[s.i] {
+			case ']':
+				s.i++
+				return nil
+			case ',':
+				s.i++
+			}
+			if err := s.value(depth + 1); err != nil {
 				return err
 			}
 		}
-		_, err := dec.Token()
-		if err != nil {
-			return errors.New(jsonErr(err))
+	case '"':
+		s.str()
+	default: // number, true, false, null
+		for s.i < len(s.b) && !strings.ContainsRune(",]} \t\n\r", rune(s.b[s.i])) {
+			s.i++
 		}
 	}
 	return nil

@@ -277,7 +277,7 @@ func (n *Network) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("start gossipsub: %w", err)
 	}
-	if err := ps.RegisterTopicValidator(n.topicName, n.validate, pubsub.WithValidatorTimeout(time.Minute)); err != nil {
+	if err := ps.RegisterTopicValidator(n.topicName, n.validate, pubsub.WithValidatorTimeout(time.Minute), pubsub.WithValidatorInline(true)); err != nil {
 		return fmt.Errorf("register validator: %w", err)
 	}
 	topic, err := ps.Join(n.topicName)

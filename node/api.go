@@ -299,7 +299,7 @@ func (d *Daemon) trustChanged(ctx context.Context) error {
 		return true
 	})
 	for i, env := range promote {
-		if res, _, _ := d.judge(ctx, env); res == gossip.Accept {
+		if res, _, _ := d.judge(ctx, env, true); res == gossip.Accept {
 			d.n.store.Unquarantine(ids[i])
 		}
 	}

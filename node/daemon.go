@@ -39,6 +39,9 @@ type DaemonOptions struct {
 	// LightClient makes a dial-only node with no discovery, for one sync
 	// (rbnode sync --peer): it neither listens nor fights a daemon's port.
 	LightClient bool
+	// Stored, if set, is called with the id of each document from the
+	// network (gossip or sync) once it is durable in the store.
+	Stored func(attest.ID)
 }
 
 // Daemon is a running node: the store, gossip and sync with peers, and
@@ -284,14 +287,17 @@ func (d *Daemon) Close() error {
 }
 
 // writer is the daemon's single store writer: it takes documents from
-// handlers, writes them in batches and answers each once it is durable.
+// handlers and writes them in batches, as large as the queue allows. When
+// ctx ends it writes what is queued, then returns.
 func (d *Daemon) writer(ctx context.Context) error {
 	batch := d.n.store.NewBatch()
 	var waiting []ingestReq
 	for {
+		stopping := false
 		select {
 		case <-ctx.Done():
-			return nil
+			stopping = true
+			waiting = waiting[:0]
 		case r := <-d.ingest:
 			waiting = append(waiting[:0], r)
 		}
@@ -310,22 +316,41 @@ func (d *Daemon) writer(ctx context.Context) error {
 				break
 			}
 		}
-		if err == nil {
+		if err == nil && len(waiting) > 0 {
 			err = batch.Flush()
 		}
+		if err != nil {
+			d.log.Error().Err(err).Int("documents", len(waiting)).Msg("store documents")
+		}
 		for _, r := range waiting {
-			r.done <- err
+			if r.done != nil {
+				r.done <- err
+			}
+			if err == nil && d.opts.Stored != nil {
+				d.opts.Stored(r.entry.Record.ID)
+			}
+		}
+		if stopping && len(waiting) < importBatch {
+			return nil
 		}
 	}
 }
 
-// store hands an entry to the writer and waits until it is durable.
-func (d *Daemon) store(ctx context.Context, e *store.Entry) error {
-	r := ingestReq{entry: e, done: make(chan error, 1)}
+// store hands an entry to the writer. With wait it returns once the entry
+// is durable; without, as soon as the writer has it: a document is relayed
+// once verified, without waiting for this node's disk.
+func (d *Daemon) store(ctx context.Context, e *store.Entry, wait bool) error {
+	r := ingestReq{entry: e}
+	if wait {
+		r.done = make(chan error, 1)
+	}
 	select {
 	case d.ingest <- r:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if !wait {
+		return nil
 	}
 	select {
 	case err := <-r.done:
@@ -385,7 +410,7 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // against the sender; a document whose key has since expired or been
 // revoked is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
-	res, reason, detail := d.judge(ctx, data)
+	res, reason, detail := d.judge(ctx, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
@@ -396,7 +421,9 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 	return res
 }
 
-func (d *Daemon) judge(ctx context.Context, data []byte) (gossip.Result, string, string) {
+// judge decides on one envelope and stores it when it is good and trusted
+// (waiting until it is durable when wait is set).
+func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Result, string, string) {
 	env, err := attest.DecodeEnvelope(data)
 	if err != nil {
 		return gossip.Reject, "malformed", err.Error()
@@ -464,7 +491,7 @@ func (d *Daemon) judge(ctx context.Context, data []byte) (gossip.Result, string,
 		Meta:      store.Meta{ID: p.ID, Verification: v},
 		Artifacts: p.Statement.Artifacts,
 	}
-	if err := d.store(ctx, e); err != nil {
+	if err := d.store(ctx, e, wait); err != nil {
 		d.log.Warn().Err(err).Msg("store document")
 		return gossip.Ignore, "", ""
 	}
