@@ -441,43 +441,31 @@ func TestDocumentContext(t *testing.T) {
 
 func TestDecodeEnvelopeRefuses(t *testing.T) {
 	t.Parallel()
-	good := map[string]any{
-		"rbnode_envelope": 1, "kind": "manifest", "version": "1.0", "signer": "x", "name": "all.SHA256SUMS",
-		"body": []byte("b"), "signature": []byte("s"), "key": []byte("k"),
+	base := attest.Envelope{Doc: attest.Document{Kind: attest.KindManifest, Version: "1.0", Signer: "x", Name: "all.SHA256SUMS",
+		Body: []byte("b"), Signature: []byte("s")}, Key: []byte("k")}
+	with := func(change func(e *attest.Envelope)) []byte {
+		e := base
+		change(&e)
+		return e.Encode()
 	}
-	with := func(k string, v any) []byte {
-		m := map[string]any{}
-		for k, v := range good {
-			m[k] = v
-		}
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	if _, err := attest.DecodeEnvelope(with("kind", "manifest")); err != nil {
+	good := base.Encode()
+	if _, err := attest.DecodeEnvelope(good); err != nil {
 		t.Fatalf("the base envelope does not decode: %v", err)
 	}
+	set := func(i int, b byte) []byte { c := bytes.Clone(good); c[i] = b; return c }
 	runBad(t, func(b []byte) error { _, err := attest.DecodeEnvelope(b); return err }, []badCase{
-		{"version 2", with("rbnode_envelope", 2), malformed, []string{"envelope version 2"}},
-		{"no version", with("rbnode_envelope", nil), malformed, []string{"envelope version 0"}},
-		{"unknown kind", with("kind", "sbom"), malformed, []string{`kind "sbom" is unknown`}},
-		{"no body", with("body", nil), malformed, []string{"lacks a body"}},
-		{"no key", with("key", nil), malformed, []string{"lacks a body, signature or key"}},
-		{"body not base64", with("body", "!!!"), malformed, []string{"envelope"}},
-		{"kind a number", with("kind", 1), malformed, []string{"wrong type"}},
-		{"signature too large", with("signature", make([]byte, attest.MaxSignatureSize+1)), malformed, []string{"too large"}},
-		{"oversized", with("key", make([]byte, attest.MaxEnvelopeSize)), malformed, []string{"more than 524288"}},
-		{"duplicate key", bytes.Replace(with("kind", "manifest"), []byte(`"kind":"manifest"`), []byte(`"kind":"manifest","kind":"attestation"`), 1), malformed, []string{`duplicate key "kind"`}},
-		{"key in another case", bytes.Replace(with("kind", "manifest"), []byte(`"kind":"manifest"`), []byte(`"kind":"manifest","Kind":"attestation"`), 1), malformed, []string{"duplicate key"}},
-		{"not JSON", []byte("rbnode"), malformed, []string{"invalid JSON"}},
-		{"not UTF-8", []byte("\xff{}"), malformed, []string{"envelope"}},
+		{"version 2", set(3, 2), malformed, []string{"envelope version 2"}},
+		{"not an envelope", []byte(`{"rbnode_envelope":1}`), malformed, []string{"not an rbnode envelope"}},
+		{"empty", nil, malformed, []string{"not an rbnode envelope"}},
+		{"unknown kind", with(func(e *attest.Envelope) { e.Doc.Kind = "sbom" }), malformed, []string{`kind "sbom" is unknown`}},
+		{"no body", with(func(e *attest.Envelope) { e.Doc.Body = nil }), malformed, []string{"lacks a body"}},
+		{"no key", with(func(e *attest.Envelope) { e.Key = nil }), malformed, []string{"lacks a body, signature or key"}},
+		{"signature too large", with(func(e *attest.Envelope) { e.Doc.Signature = make([]byte, attest.MaxSignatureSize+1) }), malformed, []string{"signature is 16385 bytes"}},
+		{"version too long", with(func(e *attest.Envelope) { e.Doc.Version = strings.Repeat("v", 300) }), malformed, []string{"version is 300 bytes"}},
+		{"oversized", with(func(e *attest.Envelope) { e.Key = make([]byte, attest.MaxEnvelopeSize) }), malformed, []string{"more than 524288"}},
+		{"truncated", good[:len(good)-1], malformed, []string{"key: truncated"}},
+		{"trailing bytes", append(bytes.Clone(good), 0), malformed, []string{"1 bytes after the key"}},
+		{"length not minimal", append(append([]byte("RBE\x01"), 0x88, 0x00), good[5:]...), malformed, []string{"not minimally encoded"}},
 	})
 }
 

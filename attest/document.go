@@ -43,9 +43,11 @@ type Document struct {
 	Signature []byte // the detached signature as received
 }
 
-// ID names a document by its content: the kind, the version, the signed
-// bytes and the binary signature packet. Armour, file and directory names
-// are not part of it, so one document found twice is stored once.
+// ID names a document by its content: the kind, the signed bytes, the
+// binary signature packet and, for a manifest, the version it is bound to
+// (an attestation's version is inside its signed bytes). Armour, file and
+// directory names are not part of it, so one document found twice is
+// stored once.
 type ID [32]byte
 
 // String returns the id in hex.
@@ -98,8 +100,28 @@ func (d *Document) Parse() (*Parsed, error) {
 	if err := d.parseBody(p); err != nil {
 		return nil, err
 	}
-	p.ID = docID(d.Kind, p.Statement.Version, d.Body, sig.Bytes())
+	p.ID = docID(d.Kind, d.idVersion(), d.Body, sig.Bytes())
 	return p, nil
+}
+
+// ID computes the document's id without decoding its body: cheap enough
+// for every message a peer sends. It equals Parse's ID for any document
+// Parse accepts.
+func (d *Document) ID() (ID, error) {
+	sig, err := ParseSignature(d.Signature)
+	if err != nil {
+		return ID{}, err
+	}
+	return docID(d.Kind, d.idVersion(), d.Body, sig.Bytes()), nil
+}
+
+// idVersion is the version part of the id: a manifest's (from its
+// context), none for an attestation (it signs its own).
+func (d *Document) idVersion() string {
+	if d.Kind == KindManifest {
+		return d.Version
+	}
+	return ""
 }
 
 // Statement decodes what the document claims, with the same checks as

@@ -147,8 +147,8 @@ func ParsePeers(addrs []string) ([]peer.AddrInfo, error) {
 func envelopeID(data []byte) [32]byte {
 	env, err := attest.DecodeEnvelope(data)
 	if err == nil {
-		if p, err := env.Doc.Parse(); err == nil {
-			return p.ID
+		if id, err := env.Doc.ID(); err == nil {
+			return id
 		}
 	}
 	return sha256.Sum256(data)

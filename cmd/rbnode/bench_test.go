@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -219,4 +220,76 @@ func procStatusKB(pid int, name string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkCatchUp: an empty node fetches and verifies the whole guix.sigs
+// data from one peer (`rbnode sync --peer`, a light client, against a
+// running daemon on loopback), against `git clone --no-local` of a git
+// repository holding the same files, in the same run. Target: no slower
+// than the clone.
+func BenchmarkCatchUp(b *testing.B) {
+	tree, _ := filepath.Abs(fullGuixSigs())
+	keys, _ := filepath.Glob(filepath.Join(tree, "builder-keys", "*.gpg"))
+
+	// The git side: the same files, one commit.
+	repo := filepath.Join(b.TempDir(), "guix.sigs")
+	if err := os.CopyFS(repo, os.DirFS(tree)); err != nil {
+		b.Fatal(err)
+	}
+	gitEnv := []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@b", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@b"}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "x"}} {
+		timeCmd(b, gitEnv, "git", append([]string{"-C", repo}, args...)...)
+	}
+
+	// The peer: a daemon holding everything.
+	peerHome := b.TempDir()
+	timeCmd(b, nil, rbnodeBin, append([]string{"--home", peerHome, "trust", "add"}, keys...)...)
+	timeCmd(b, nil, rbnodeBin, "--home", peerHome, "import", tree)
+	daemon := exec.Command(rbnodeBin, "--home", peerHome, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht")
+	if err := daemon.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
+	var addr string
+	deadline := time.Now().Add(20 * time.Second)
+	for addr == "" && time.Now().Before(deadline) {
+		out, err := exec.Command(rbnodeBin, "--home", peerHome, "id", "--json").Output()
+		var id node.Identity
+		if err == nil && json.Unmarshal(out, &id) == nil && id.Running {
+			for _, a := range id.Addrs {
+				if strings.Contains(a, "/127.0.0.1/") {
+					addr = a
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if addr == "" {
+		b.Fatal("the peer daemon did not start")
+	}
+
+	var syncs, clones []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		home := b.TempDir()
+		timeCmd(b, nil, rbnodeBin, append([]string{"--home", home, "trust", "add"}, keys...)...)
+		dst := filepath.Join(b.TempDir(), "clone")
+		b.StartTimer()
+		clones = append(clones, timeCmd(b, gitEnv, "git", "clone", "-q", "--no-local", repo, dst))
+		syncs = append(syncs, timeCmd(b, nil, rbnodeBin, "--home", home, "sync", "--peer", addr))
+		b.StopTimer()
+		out, _ := exec.Command(rbnodeBin, "--home", home, "status", "--json").Output()
+		var list []node.ReleaseSummary
+		json.Unmarshal(out, &list)
+		if len(list) == 0 {
+			b.Fatalf("the synced node has no releases: %s", out)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	s, c := slices.Min(syncs), slices.Min(clones)
+	b.ReportMetric(float64(s.Microseconds())/1000, "sync-ms")
+	b.ReportMetric(float64(c.Microseconds())/1000, "git-clone-ms")
+	b.ReportMetric(float64(s)/float64(c), "x-clone")
 }
