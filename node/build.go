@@ -154,6 +154,13 @@ func (d *Daemon) autoBuildOnce(ctx context.Context) error {
 	for _, r := range built {
 		seen[r.Version] = true
 	}
+	fresh := 0
+	for _, v := range versions {
+		if !seen[v] {
+			fresh++
+		}
+	}
+	d.log.Info().Int("tags", len(versions)).Int("new", fresh).Msg("auto_build checked the release tags")
 	for _, v := range versions {
 		if seen[v] || ctx.Err() != nil {
 			continue

@@ -190,3 +190,187 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// standin makes a stand-in Cuprate repository (builder/testdata) at dir.
+func standin(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := exec.Command("../../builder/testdata/make-standin", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make-standin: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// fakeGuixPath is PATH with the stand-in's fake guix first.
+func fakeGuixPath(t *testing.T) string {
+	dir, err := filepath.Abs("../../builder/testdata/fakeguix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH")
+}
+
+func rbnodeEnv(t *testing.T, home string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(rbnodeBin, args...)
+	cmd.Env = append(append(os.Environ(), "RBNODE_HOME="+home), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestThreeBuilders: three daemons each build the stand-in release from
+// their own clone and reach consensus, status naming all three; then one
+// builder's build is not deterministic and the next release diverges,
+// naming it and the toolchain field that differs.
+func TestThreeBuilders(t *testing.T) {
+	names := []string{"builder-a", "builder-b", "builder-c"}
+	var homes, repos, pubs []string
+	for _, name := range names {
+		h := t.TempDir()
+		homes = append(homes, h)
+		repos = append(repos, standin(t, filepath.Join(t.TempDir(), "cuprate")))
+		must(t, h, "key", "generate", "--name", name, "--email", name+"@example.org")
+		p := filepath.Join(t.TempDir(), name+".asc")
+		os.WriteFile(p, []byte(must(t, h, "key", "export")), 0o644)
+		pubs = append(pubs, p)
+	}
+	for _, h := range homes {
+		must(t, h, append([]string{"trust", "add"}, pubs...)...)
+	}
+	d1 := startDaemonProc(t, homes[0])
+	d2 := startDaemonProc(t, homes[1], d1.addr(t))
+	startDaemonProc(t, homes[2], d1.addr(t), d2.addr(t))
+
+	path := fakeGuixPath(t)
+	for i, h := range homes {
+		out, err := rbnodeEnv(t, h, []string{path}, "build", "0.0.9", "--repo", repos[i])
+		if err != nil || !strings.Contains(out, "stored and published through the daemon") {
+			t.Fatalf("%s build 0.0.9: %v\n%s", names[i], err, out)
+		}
+	}
+	for i, h := range homes {
+		var out string
+		eventually(t, 30*time.Second, names[i]+" to see consensus on 0.0.9", func() bool {
+			var err error
+			out, err = rbnode(t, h, "status", "0.0.9")
+			return err == nil
+		})
+		for _, name := range names {
+			if !strings.Contains(out, name) {
+				t.Fatalf("%s: status 0.0.9 does not name %s:\n%s", names[i], name, out)
+			}
+		}
+		if !strings.Contains(out, "cuprated 0.0.9: CONSENSUS (quorum 3, 3 trusted builders)") {
+			t.Fatalf("%s: status 0.0.9:\n%s", names[i], out)
+		}
+	}
+
+	// 0.1.0: builder-c's toolchain is not deterministic.
+	for i, h := range homes {
+		env := []string{path}
+		if i == 2 {
+			env = append(env, "STANDIN_NONDETERMINISTIC=1")
+		}
+		if out, err := rbnodeEnv(t, h, env, "build", "0.1.0", "--repo", repos[i]); err != nil {
+			t.Fatalf("%s build 0.1.0: %v\n%s", names[i], err, out)
+		}
+	}
+	var out string
+	eventually(t, 30*time.Second, "divergence on 0.1.0 at the first node", func() bool {
+		var err error
+		out, err = rbnode(t, homes[0], "status", "0.1.0")
+		return exitCode(err) == 1 && strings.Count(out, "builder-") >= 3
+	})
+	for _, want := range []string{"DIVERGENCE", "divergent: cuprated-0.1.0-x86_64-unknown-linux-gnu.tar.gz", "builder-c", "differs: rustc_version"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status 0.1.0 lacks %q:\n%s", want, out)
+		}
+	}
+	js, _ := rbnode(t, homes[0], "status", "0.1.0", "--json")
+	var r struct {
+		Artifacts []struct {
+			Name    string
+			Verdict string
+			Differs []string
+			Hashes  []struct{ Builders []struct{ Name string } }
+		}
+	}
+	json.Unmarshal([]byte(js), &r)
+	found := false
+	for _, a := range r.Artifacts {
+		if a.Verdict == "divergence" && len(a.Hashes) == 2 && len(a.Hashes[1].Builders) == 1 && a.Hashes[1].Builders[0].Name == "builder-c" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the JSON does not single out builder-c:\n%s", js)
+	}
+}
+
+// TestAutoBuild: a daemon with [auto_build] builds each release tag of its
+// repository once and publishes it; restarted, it builds nothing again.
+func TestAutoBuild(t *testing.T) {
+	home := t.TempDir()
+	repo := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	must(t, home, "key", "generate", "--name", "auto")
+	os.WriteFile(filepath.Join(home, "config.toml"), []byte(fmt.Sprintf(`
+[auto_build]
+enabled = true
+repo = %q
+remote = ""
+fetch_interval = "10s"
+`, repo)), 0o600)
+	start := func() *daemonProc {
+		args := []string{"--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht", "--log-level", "info"}
+		p := &daemonProc{home: home, cmd: exec.Command(rbnodeBin, args...), log: &bytes.Buffer{}}
+		p.cmd.Env = append(os.Environ(), fakeGuixPath(t))
+		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if p.cmd.ProcessState == nil {
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				p.cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("daemon log:\n%s", p.log)
+			}
+		})
+		return p
+	}
+	p := start()
+	eventually(t, 60*time.Second, "both releases built and published", func() bool {
+		out, _ := rbnode(t, home, "builds", "--json")
+		var recs []struct{ Version, Status string }
+		json.Unmarshal([]byte(out), &recs)
+		ok := 0
+		for _, r := range recs {
+			if r.Status == "ok" {
+				ok++
+			}
+		}
+		return ok == 2
+	})
+	for _, v := range []string{"0.0.9", "0.1.0"} {
+		if _, err := rbnode(t, home, "status", v, "--quorum", "1"); err != nil {
+			t.Fatalf("status %s after auto_build: %v", v, err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+
+	p = start()
+	eventually(t, 30*time.Second, "the restarted daemon to check the tags", func() bool {
+		return strings.Contains(p.log.String(), "auto_build checked the release tags")
+	})
+	if !strings.Contains(p.log.String(), "new=0") {
+		t.Fatalf("the restarted daemon found new releases:\n%s", p.log)
+	}
+	out, _ := rbnode(t, home, "builds", "--json")
+	var recs []json.RawMessage
+	json.Unmarshal([]byte(out), &recs)
+	if len(recs) != 2 {
+		t.Fatalf("%d build records after a restart, want 2:\n%s", len(recs), out)
+	}
+}
