@@ -10,13 +10,21 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build demo test e2e fuzz bench lint tidy clean
+.PHONY: help build dist demo test e2e fuzz bench lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/rbnode (reproducible: -trimpath, no build id, no VCS stamp)
 	$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rbnode
+
+PLATFORM    := $(shell $(GO) env GOOS)-$(shell $(GO) env GOARCH)
+OUT_DIR     ?= dist
+
+dist: ## release artifact OUT_DIR/rbnode-VERSION-OS-ARCH and its SHA256SUMS (rbnode build --pipeline 'make dist')
+	mkdir -p $(OUT_DIR)
+	$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $(OUT_DIR)/rbnode-$(VERSION)-$(PLATFORM) ./cmd/rbnode
+	cd $(OUT_DIR) && sha256sum rbnode-$(VERSION)-$(PLATFORM) > SHA256SUMS
 
 demo: build ## import the repo's guix.sigs test data into a temporary home and show verdicts
 	@home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; export RBNODE_HOME=$$home; \
