@@ -65,6 +65,14 @@ func RunBuild(ctx context.Context, home string, req BuildRequest, now func() tim
 	if dest == "" {
 		dest = filepath.Join(home, SigsDir)
 	}
+	if req.Commit != "" && !isHex(req.Commit) {
+		// A ref (HEAD, a branch, a tag): the builder takes only hashes.
+		out, err := exec.CommandContext(ctx, "git", "-C", req.Repo, "rev-parse", "--verify", "--quiet", "--end-of-options", req.Commit+"^{commit}").Output()
+		if err != nil {
+			return &builder.Result{}, usagef("--commit %s names no commit in %s", req.Commit, req.Repo)
+		}
+		req.Commit = strings.TrimSpace(string(out))
+	}
 	stamp := now().UTC().Format("20060102T150405Z")
 	work := filepath.Join(home, BuildsDir, req.Version+"-"+stamp)
 	if err := os.MkdirAll(filepath.Dir(work), 0o700); err != nil {
@@ -216,4 +224,13 @@ func releaseTags(ctx context.Context, repo, pattern string) ([]string, error) {
 	}
 	sort.Strings(vs)
 	return vs, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return s != ""
 }

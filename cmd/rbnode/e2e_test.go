@@ -374,3 +374,41 @@ fetch_interval = "10s"
 		t.Fatalf("%d build records after a restart, want 2:\n%s", len(recs), out)
 	}
 }
+
+// TestOwnReleaseIsReproducible attests rbnode's own release build: two
+// builders build this repository's HEAD with `make dist` through rbnode
+// build --pipeline, each in its own work directory, and their signed
+// manifests agree, so a node trusting both sees consensus.
+func TestOwnReleaseIsReproducible(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var homes, pubs []string
+	for _, name := range []string{"self-a", "self-b"} {
+		h := t.TempDir()
+		must(t, h, "key", "generate", "--name", name)
+		p := filepath.Join(t.TempDir(), name+".asc")
+		os.WriteFile(p, []byte(must(t, h, "key", "export")), 0o644)
+		homes, pubs = append(homes, h), append(pubs, p)
+		if out, err := rbnode(t, h, "build", "0.0.0-test", "--repo", repo, "--commit", "HEAD", "--pipeline", "make dist", "--project", "rbnode"); err != nil {
+			t.Fatalf("%s: rbnode build --pipeline 'make dist': %v\n%s", name, err, out)
+		}
+	}
+	sums := func(h string) string {
+		m, err := filepath.Glob(filepath.Join(h, "sigs", "0.0.0-test", "*", "all.SHA256SUMS"))
+		if err != nil || len(m) != 1 {
+			t.Fatalf("signed manifest in %s: %v %v", h, m, err)
+		}
+		b, _ := os.ReadFile(m[0])
+		return string(b)
+	}
+	if a, b := sums(homes[0]), sums(homes[1]); a != b {
+		t.Fatalf("two builds of the same commit differ:\n%s%s", a, b)
+	}
+	must(t, homes[0], append([]string{"trust", "add"}, pubs...)...)
+	must(t, homes[0], "import", filepath.Join(homes[1], "sigs"))
+	if out, err := rbnode(t, homes[0], "status", "0.0.0-test", "--quorum", "2"); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+}
