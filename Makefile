@@ -26,18 +26,8 @@ dist: ## release artifact OUT_DIR/rbnode-VERSION-OS-ARCH and its SHA256SUMS (rbn
 	$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $(OUT_DIR)/rbnode-$(VERSION)-$(PLATFORM) ./cmd/rbnode
 	cd $(OUT_DIR) && sha256sum rbnode-$(VERSION)-$(PLATFORM) > SHA256SUMS
 
-demo: build ## import the repo's guix.sigs test data into a temporary home and show verdicts
-	@home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; export RBNODE_HOME=$$home; \
-	echo "== rbnode import testdata/guix.sigs   (real Bitcoin Core signatures; keys in builder-keys/)"; \
-	$(BIN) import testdata/guix.sigs; \
-	echo; echo "== rbnode trust add testdata/guix.sigs/builder-keys/*.gpg"; \
-	$(BIN) trust add testdata/guix.sigs/builder-keys/*.gpg | tail -n 3; echo "   ..."; \
-	echo; echo "== rbnode status"; $(BIN) status; \
-	echo; echo "== rbnode status 29.2 --quorum 5"; $(BIN) status 29.2 --quorum 5 | sed -n '1,12p'; echo "   ..."; \
-	echo; echo "== rbnode status 26.0rc1   (exit 1: two macOS zips were not reproducible)"; \
-	$(BIN) status 26.0rc1 || echo "(exit $$?)"; \
-	echo; echo "== rbnode status 24.0 --json | head   (the contract for release scripts)"; \
-	$(BIN) status 24.0 --json | sed -n '1,8p'; echo "   ..."
+demo: build ## real guix.sigs data judged, then a live network of three builders that agree, then diverge
+	cmd/rbnode/demo.sh
 
 test: ## run the unit and integration tests (needs gpg)
 	$(GO) test -count=1 ./...
