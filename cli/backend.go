@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/builder"
 	"github.com/rbnode/rbnode/node"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 // backend is what commands need of a node: the node itself when no daemon
@@ -85,6 +87,17 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 		opts = append(opts, node.ReadOnly())
 	}
 	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
+	if errors.Is(err, store.ErrLocked) {
+		// A daemon that is starting holds the store before its socket
+		// answers: wait for the socket.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if cl, derr := node.Dial(cfg.Home); derr == nil {
+				return fn(cl)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/node"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 var networkFlags = []ucli.Flag{
@@ -70,7 +72,9 @@ func daemonCommand() *ucli.Command {
 				return usagef("a daemon is already running for %s", cfg.Home)
 			}
 			log := newLogger(c, cfg.LogLevel)
-			n, err := node.Open(cfg, log)
+			// A command that only reads may hold the store for a moment
+			// (shared): wait for it rather than fail to start.
+			n, err := openRetrying(c.Context, func() (*node.Node, error) { return node.Open(cfg, log) })
 			if err != nil {
 				return err
 			}
@@ -101,6 +105,23 @@ func daemonCommand() *ucli.Command {
 				return fmt.Errorf("daemon did not stop within %s", timeout)
 			}
 		},
+	}
+}
+
+// openRetrying calls open until it stops failing with store.ErrLocked, for
+// up to five seconds.
+func openRetrying(ctx context.Context, open func() (*node.Node, error)) (*node.Node, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := open()
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
