@@ -143,7 +143,7 @@ func (k *Key) KeyIDs() []string {
 
 // UserID returns the primary user id ("Name <email>").
 func (k *Key) UserID() string {
-	if id := k.entity.PrimaryIdentity(); id != nil {
+	if id := k.primaryIdentity(); id != nil {
 		return id.Name
 	}
 	return ""
@@ -151,10 +151,48 @@ func (k *Key) UserID() string {
 
 // Name returns the name part of the primary user id, or the user id.
 func (k *Key) Name() string {
-	if id := k.entity.PrimaryIdentity(); id != nil && id.UserId != nil && id.UserId.Name != "" {
+	if id := k.primaryIdentity(); id != nil && id.UserId != nil && id.UserId.Name != "" {
 		return id.UserId.Name
 	}
 	return k.UserID()
+}
+
+// primaryIdentity picks the user id to show, as go-crypto's
+// PrimaryIdentity does (not revoked, then marked primary, then the newest
+// self-signature) but deterministically: ties go to the user id that comes
+// first in the certificate. go-crypto ranges over a map, so a key with two
+// equally good user ids showed either from one run to the next.
+func (k *Key) primaryIdentity() *openpgp.Identity {
+	var best *openpgp.Identity
+	for _, u := range k.cert.uids {
+		id := k.entity.Identities[string(u.head.body)]
+		if id == nil {
+			continue
+		}
+		if best == nil || preferIdentity(best, id) {
+			best = id
+		}
+	}
+	if best == nil {
+		return k.entity.PrimaryIdentity()
+	}
+	return best
+}
+
+// preferIdentity reports whether b should be shown rather than a.
+func preferIdentity(a, b *openpgp.Identity) bool {
+	if len(a.Revocations) != len(b.Revocations) {
+		return len(b.Revocations) < len(a.Revocations)
+	}
+	if a.SelfSignature == nil || b.SelfSignature == nil {
+		return a.SelfSignature == nil && b.SelfSignature != nil
+	}
+	pa := a.SelfSignature.IsPrimaryId != nil && *a.SelfSignature.IsPrimaryId
+	pb := b.SelfSignature.IsPrimaryId != nil && *b.SelfSignature.IsPrimaryId
+	if pa != pb {
+		return pb
+	}
+	return b.SelfSignature.CreationTime.After(a.SelfSignature.CreationTime)
 }
 
 // Created returns the primary key's creation time.
