@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,16 +22,38 @@ import (
 type daemonProc struct {
 	home string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *logBuffer
 }
 
-func startDaemonProc(t *testing.T, home string, bootstrap ...string) *daemonProc {
+// logBuffer collects a process's output; the test reads it while the
+// process writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startDaemonProc starts `rbnode daemon` on home (with env added to the
+// environment) and waits for its API.
+func startDaemonProc(t *testing.T, home string, env []string, bootstrap ...string) *daemonProc {
 	t.Helper()
 	args := []string{"--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht", "--log-level", "info"}
 	for _, b := range bootstrap {
 		args = append(args, "--bootstrap", b)
 	}
-	p := &daemonProc{home: home, cmd: exec.Command(rbnodeBin, args...), log: &bytes.Buffer{}}
+	p := &daemonProc{home: home, cmd: exec.Command(rbnodeBin, args...), log: &logBuffer{}}
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,9 +138,9 @@ func TestThreeDaemons(t *testing.T) {
 		must(t, h, "trust", "add", pub)
 	}
 
-	d1 := startDaemonProc(t, homes[0])
-	d2 := startDaemonProc(t, homes[1], d1.addr(t))
-	d3 := startDaemonProc(t, homes[2], d1.addr(t), d2.addr(t))
+	d1 := startDaemonProc(t, homes[0], nil)
+	d2 := startDaemonProc(t, homes[1], nil, d1.addr(t))
+	d3 := startDaemonProc(t, homes[2], nil, d1.addr(t), d2.addr(t))
 	eventually(t, 20*time.Second, "peers", func() bool {
 		out, _ := rbnode(t, homes[2], "peers", "--json")
 		return strings.Count(out, `"id"`) >= 2
@@ -152,7 +175,7 @@ func TestThreeDaemons(t *testing.T) {
 		_, err := rbnode(t, homes[2], "status", "1.0", "--quorum", "1")
 		return exitCode(err) == 0
 	})
-	startDaemonProc(t, homes[1], d3.addr(t))
+	startDaemonProc(t, homes[1], nil, d3.addr(t))
 	eventually(t, 30*time.Second, "the restarted second node to catch up", func() bool {
 		_, err := rbnode(t, homes[1], "status", "1.0", "--quorum", "1")
 		return exitCode(err) == 0
@@ -237,9 +260,9 @@ func TestThreeBuilders(t *testing.T) {
 	for _, h := range homes {
 		must(t, h, append([]string{"trust", "add"}, pubs...)...)
 	}
-	d1 := startDaemonProc(t, homes[0])
-	d2 := startDaemonProc(t, homes[1], d1.addr(t))
-	startDaemonProc(t, homes[2], d1.addr(t), d2.addr(t))
+	d1 := startDaemonProc(t, homes[0], nil)
+	d2 := startDaemonProc(t, homes[1], nil, d1.addr(t))
+	startDaemonProc(t, homes[2], nil, d1.addr(t), d2.addr(t))
 
 	path := fakeGuixPath(t)
 	for i, h := range homes {
@@ -320,26 +343,7 @@ repo = %q
 remote = ""
 fetch_interval = "10s"
 `, repo)), 0o600)
-	start := func() *daemonProc {
-		args := []string{"--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht", "--log-level", "info"}
-		p := &daemonProc{home: home, cmd: exec.Command(rbnodeBin, args...), log: &bytes.Buffer{}}
-		p.cmd.Env = append(os.Environ(), fakeGuixPath(t))
-		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if p.cmd.ProcessState == nil {
-				p.cmd.Process.Signal(syscall.SIGTERM)
-				p.cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("daemon log:\n%s", p.log)
-			}
-		})
-		return p
-	}
-	p := start()
+	p := startDaemonProc(t, home, []string{fakeGuixPath(t)})
 	eventually(t, 60*time.Second, "both releases built and published", func() bool {
 		out, _ := rbnode(t, home, "builds", "--json")
 		var recs []struct{ Version, Status string }
@@ -360,7 +364,7 @@ fetch_interval = "10s"
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
 
-	p = start()
+	p = startDaemonProc(t, home, []string{fakeGuixPath(t)})
 	eventually(t, 30*time.Second, "the restarted daemon to check the tags", func() bool {
 		return strings.Contains(p.log.String(), "auto_build checked the release tags")
 	})
