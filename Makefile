@@ -33,7 +33,7 @@ test: ## run the unit and integration tests (needs gpg)
 	$(GO) test -count=1 ./...
 
 e2e: ## run the end-to-end tests with real rbnode processes
-	$(GO) test -count=1 -tags e2e ./cmd/rbnode/
+	$(GO) test -count=1 -tags e2e -run '^TestE2E' ./cmd/rbnode/
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@for pkg in $$($(GO) list ./...); do \

@@ -123,7 +123,7 @@ func must(t *testing.T, home string, args ...string) string {
 // `rbnode id`; what is imported at the first shows in `rbnode status` at
 // the third; the second is killed, more is published, and when restarted
 // it catches up.
-func TestThreeDaemons(t *testing.T) {
+func TestE2EThreeDaemons(t *testing.T) {
 	guixSigs, _ := filepath.Abs("../../testdata/guix.sigs")
 	keys, _ := filepath.Glob(filepath.Join(guixSigs, "builder-keys", "*.gpg"))
 	homes := []string{t.TempDir(), t.TempDir(), t.TempDir()}
@@ -245,7 +245,7 @@ func rbnodeEnv(t *testing.T, home string, env []string, args ...string) (string,
 // their own clone and reach consensus, status naming all three; then one
 // builder's build is not deterministic and the next release diverges,
 // naming it and the toolchain field that differs.
-func TestThreeBuilders(t *testing.T) {
+func TestE2EThreeBuilders(t *testing.T) {
 	names := []string{"builder-a", "builder-b", "builder-c"}
 	var homes, repos, pubs []string
 	for _, name := range names {
@@ -270,6 +270,21 @@ func TestThreeBuilders(t *testing.T) {
 		if err != nil || !strings.Contains(out, "stored and published through the daemon") {
 			t.Fatalf("%s build 0.0.9: %v\n%s", names[i], err, out)
 		}
+	}
+	// What rbnode build signed, gpg accepts.
+	gnupg := t.TempDir()
+	gpg := func(args ...string) (string, error) {
+		cmd := exec.Command("gpg", append([]string{"--homedir", gnupg, "--batch"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	defer exec.Command("gpgconf", "--homedir", gnupg, "--kill", "gpg-agent").Run()
+	if out, err := gpg("--import", pubs[0]); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	att := filepath.Join(homes[0], "sigs", "contrib", "guix", "sigs", "0.0.9", names[0], "attestation.json")
+	if out, err := gpg("--verify", att+".asc", att); err != nil || !strings.Contains(out, "Good signature") {
+		t.Fatalf("gpg --verify of rbnode build's attestation: %v\n%s", err, out)
 	}
 	for i, h := range homes {
 		var out string
@@ -332,7 +347,7 @@ func TestThreeBuilders(t *testing.T) {
 
 // TestAutoBuild: a daemon with [auto_build] builds each release tag of its
 // repository once and publishes it; restarted, it builds nothing again.
-func TestAutoBuild(t *testing.T) {
+func TestE2EAutoBuild(t *testing.T) {
 	home := t.TempDir()
 	repo := standin(t, filepath.Join(t.TempDir(), "cuprate"))
 	must(t, home, "key", "generate", "--name", "auto")
@@ -383,7 +398,7 @@ fetch_interval = "10s"
 // builders build this repository's HEAD with `make dist` through rbnode
 // build --pipeline, each in its own work directory, and their signed
 // manifests agree, so a node trusting both sees consensus.
-func TestOwnReleaseIsReproducible(t *testing.T) {
+func TestE2EOwnReleaseIsReproducible(t *testing.T) {
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
