@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -319,6 +320,7 @@ func importCommand() *ucli.Command {
 			if err != nil {
 				return usagef("%w", err)
 			}
+			boundImportMemory()
 			return withBackend(c, false, func(n backend) error {
 				sum, err := n.Import(c.Context, node.ImportRequest{Path: path, Version: c.String("version"), Signer: c.String("signer")})
 				if sum != nil && !c.Bool("json") {
@@ -391,5 +393,19 @@ func signCommand() *ucli.Command {
 			fmt.Fprintf(c.App.Writer, "wrote %s\n", out)
 			return nil
 		},
+	}
+}
+
+// importMemoryLimit is the soft limit of an import's Go heap. What an
+// import keeps alive is bounded (its own buffers, Badger's memtables and
+// compaction buffers, about 50 MB); without a limit the garbage between
+// collections grows with the tree, to 150 MB for 96,000 documents. With it
+// the heap stays near the live set, at no cost for trees that never reach
+// it. GOMEMLIMIT, when set, wins.
+const importMemoryLimit = 64 << 20
+
+func boundImportMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(importMemoryLimit)
 	}
 }

@@ -96,7 +96,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	})
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
