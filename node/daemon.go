@@ -498,6 +498,8 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 	return gossip.Accept, "", ""
 }
 
+var _ gossip.Inventory = inventory{}
+
 // inventory shows the store to sync: documents with good signatures, each
 // served as an envelope with its signer's key.
 type inventory struct{ d *Daemon }
