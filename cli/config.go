@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/node"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 func globalFlags() []ucli.Flag {
@@ -105,6 +106,13 @@ func openNode(c *ucli.Context, opts ...node.Option) (*node.Node, error) {
 // withNode runs fn with an open node and closes it afterwards.
 func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	n, err := openNode(c)
+	if errors.Is(err, store.ErrLocked) {
+		if cfg, cerr := loadConfig(c); cerr == nil {
+			if _, derr := node.Dial(cfg.Home); derr == nil {
+				return usagef("a daemon is running for %s and holds its store; stop it to run %q", cfg.Home, c.Command.HelpName)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
