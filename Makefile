@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build dist demo test e2e fuzz bench lint tidy clean
+.PHONY: help build dist demo test e2e fuzz bench pgo lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,11 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 
 bench: ## run the benchmarks (speed targets live here; see docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+pgo: build ## refresh cmd/rbnode/default.pgo (profile-guided optimisation) from guix.sigs imports
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; tree=../shared/testdata/guix.sigs; [ -d $$tree ] || tree=testdata/guix.sigs; \
+	for i in 1 2 3 4 5 6 7 8; do RBNODE_CPUPROFILE=$$tmp/$$i.prof $(BIN) --home $$tmp/home$$i import $$tree >/dev/null; done; \
+	$(GO) tool pprof -proto $$tmp/*.prof > cmd/rbnode/default.pgo; echo "wrote cmd/rbnode/default.pgo"
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

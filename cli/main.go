@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -52,6 +53,16 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(forma
 // Main runs rbnode with args (args[0] is the program name) and returns the
 // process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// RBNODE_CPUPROFILE=FILE writes a CPU profile of the command: for
+	// `make pgo` (cmd/rbnode/default.pgo) and for reports of slowness.
+	if p := os.Getenv("RBNODE_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+			defer f.Close()
+		}
+	}
 	ctx, stop := signalContext(stderr)
 	defer stop()
 	// Results are written in one go: a status matrix is hundreds of
