@@ -57,10 +57,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// `make pgo` (cmd/rbnode/default.pgo) and for reports of slowness.
 	if p := os.Getenv("RBNODE_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
+			defer f.Close() // after StopCPUProfile has written the profile
 			if pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
-			defer f.Close()
 		}
 	}
 	ctx, stop := signalContext(stderr)
