@@ -96,12 +96,17 @@ func BenchmarkPropagation20(b *testing.B) {
 		defer wg.Wait()
 		defer cancel()
 		var topics []*pubsub.Topic
+		var meshes []*meshTracer
 		for range nodes {
 			h, err := mn.GenPeer()
 			if err != nil {
 				b.Fatal(err)
 			}
-			ps, err := pubsub.NewGossipSub(ctx, h)
+			mesh := &meshTracer{}
+			meshes = append(meshes, mesh)
+			// The tracer only observes: it lets the benchmark wait for the
+			// meshes instead of sleeping through heartbeats.
+			ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithRawTracer(mesh))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -125,15 +130,14 @@ func BenchmarkPropagation20(b *testing.B) {
 			})
 		}
 		linkRing(b, mn)
-		waitFor(b, 30*time.Second, "topic peers", func() bool {
-			for _, tp := range topics {
-				if len(tp.ListPeers()) < 2 {
+		waitFor(b, 30*time.Second, "gossip meshes", func() bool {
+			for i, tp := range topics {
+				if have := len(tp.ListPeers()); have < 2 || meshes[i].size() < min(have, 4) {
 					return false
 				}
 			}
 			return true
 		})
-		time.Sleep(2 * time.Second) // two heartbeats: the bare mesh has no tracer to wait on
 		var lat []time.Duration
 		b.ResetTimer()
 		for round := 0; b.Loop(); round++ {

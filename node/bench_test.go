@@ -161,7 +161,7 @@ func BenchmarkPropagation20(b *testing.B) {
 				})
 			}
 			ringConnect(b, mn)
-			waitFor(&testing.T{}, 30*time.Second, "topic peers", func() bool {
+			waitFor(b, 30*time.Second, "topic peers", func() bool {
 				for _, tp := range topics {
 					if len(tp.ListPeers()) < 6 {
 						return false
@@ -214,7 +214,7 @@ func BenchmarkPropagation20(b *testing.B) {
 				stops = append(stops, func() { cancel(); <-done; d.Close(); n.Close() })
 			}
 			ringConnect(b, mn)
-			waitFor(&testing.T{}, 30*time.Second, "peers", func() bool {
+			waitFor(b, 30*time.Second, "peers", func() bool {
 				for _, d := range ds {
 					if len(d.Peers()) < 6 {
 						return false
