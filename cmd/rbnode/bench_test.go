@@ -206,23 +206,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
-	var addr string
-	deadline := time.Now().Add(20 * time.Second)
-	for addr == "" && time.Now().Before(deadline) {
-		out, err := exec.Command(rbnodeBin, "--home", peerHome, "id", "--json").Output()
-		var id node.Identity
-		if err == nil && json.Unmarshal(out, &id) == nil && id.Running {
-			for _, a := range id.Addrs {
-				if strings.Contains(a, "/127.0.0.1/") {
-					addr = a
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if addr == "" {
-		b.Fatal("the peer daemon did not start")
-	}
+	addr := daemonAddr(b, peerHome, 20*time.Second)
 
 	var syncs, clones []time.Duration
 	b.ResetTimer()
@@ -328,23 +312,7 @@ func BenchmarkDaemonMemory(b *testing.B) {
 			}
 		}
 	}()
-	var addr string
-	deadline := time.Now().Add(60 * time.Second)
-	for addr == "" && time.Now().Before(deadline) {
-		out, err := exec.Command(rbnodeBin, "--home", home, "id", "--json").Output()
-		var id node.Identity
-		if err == nil && json.Unmarshal(out, &id) == nil && id.Running {
-			for _, a := range id.Addrs {
-				if strings.Contains(a, "/127.0.0.1/") {
-					addr = a
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if addr == "" {
-		b.Fatal("the daemon did not start")
-	}
+	addr := daemonAddr(b, home, 60*time.Second)
 	b.ResetTimer()
 	for range b.N {
 		client := b.TempDir()

@@ -67,37 +67,12 @@ func startDaemonProc(t *testing.T, home string, env []string, bootstrap ...strin
 			t.Logf("daemon %s log:\n%s", filepath.Base(home), p.log)
 		}
 	})
-	eventually(t, 20*time.Second, "the daemon's API", func() bool {
-		id, err := p.id(t)
-		return err == nil && id.Running
-	})
+	daemonAddr(t, home, 20*time.Second)
 	return p
 }
 
-func (p *daemonProc) id(t *testing.T) (*node.Identity, error) {
-	out, err := exec.Command(rbnodeBin, "--home", p.home, "id", "--json").Output()
-	if err != nil {
-		return nil, err
-	}
-	var id node.Identity
-	return &id, json.Unmarshal(out, &id)
-}
-
 // addr is the daemon's loopback multiaddr, as `rbnode id` prints it.
-func (p *daemonProc) addr(t *testing.T) string {
-	t.Helper()
-	id, err := p.id(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range id.Addrs {
-		if strings.Contains(a, "/127.0.0.1/") {
-			return a
-		}
-	}
-	t.Fatalf("no loopback address in %v", id.Addrs)
-	return ""
-}
+func (p *daemonProc) addr(t *testing.T) string { return daemonAddr(t, p.home, 5*time.Second) }
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

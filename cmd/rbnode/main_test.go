@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node"
 )
 
 // rbnodeBin is the rbnode binary these tests run as real processes.
@@ -126,4 +128,25 @@ func field(line, name string) int {
 	var v int
 	fmt.Sscanf(line[i+len(name)+1:], "%d", &v)
 	return v
+}
+
+// daemonAddr waits, up to d, for the daemon of home to answer on its
+// local API, and returns its loopback multiaddr (as rbnode id prints it).
+func daemonAddr(tb testing.TB, home string, d time.Duration) string {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		out, err := exec.Command(rbnodeBin, "--home", home, "id", "--json").Output()
+		var id node.Identity
+		if err == nil && json.Unmarshal(out, &id) == nil && id.Running {
+			for _, a := range id.Addrs {
+				if strings.Contains(a, "/127.0.0.1/") {
+					return a
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("the daemon of %s did not answer within %v", home, d)
+	return ""
 }
