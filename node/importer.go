@@ -26,7 +26,8 @@ type ImportOptions struct {
 	// its signature does not cover. Default: the names of its grandparent
 	// and parent directories, as in a guix.sigs tree.
 	Version, Signer string
-	// Workers verifying in parallel; default GOMAXPROCS.
+	// Workers verifying in parallel; default twice GOMAXPROCS, so that a
+	// worker waiting on a file read leaves no core idle.
 	Workers int
 	// Progress, if set, is called after every batch written to the store.
 	Progress func(ImportProgress)

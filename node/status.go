@@ -61,6 +61,12 @@ func (n *Node) Status(project, version string, quorum int) (*attest.Report, erro
 	if err != nil {
 		return nil, err
 	}
+	return n.status(project, version, quorum, ts)
+}
+
+// status is Status for a resolved project, with the trust set read once
+// by the caller (a listing judges every release against the same one).
+func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (*attest.Report, error) {
 	docs, err := n.store.Release(project, version)
 	if err != nil {
 		return nil, fmt.Errorf("read release %s %s: %w", project, version, err)
@@ -124,12 +130,16 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 	if err != nil {
 		return nil, err
 	}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return nil, err
+	}
 	var out []ReleaseSummary
 	for _, k := range keys {
 		if project != "" && k.Project != project {
 			continue
 		}
-		r, err := n.Status(k.Project, k.Version, quorum)
+		r, err := n.status(k.Project, k.Version, quorum, ts)
 		if err != nil {
 			return nil, err
 		}
@@ -211,12 +221,16 @@ func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) 
 // name. version (optional) restricts the search to one version.
 func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum int) ([]FileResult, error) {
 	out := []FileResult{}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return nil, err
+	}
 	cache := map[store.ReleaseKey]*attest.Report{}
 	report := func(k store.ReleaseKey) (*attest.Report, error) {
 		if r, ok := cache[k]; ok {
 			return r, nil
 		}
-		r, err := n.Status(k.Project, k.Version, quorum)
+		r, err := n.status(k.Project, k.Version, quorum, ts)
 		cache[k] = r
 		return r, err
 	}
