@@ -94,23 +94,16 @@ func newLogger(c *ucli.Context, level string) zerolog.Logger {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
-// openNode loads the configuration and opens the node's home.
-func openNode(c *ucli.Context, opts ...node.Option) (*node.Node, error) {
+// withNode runs fn with the home's node open and closes it afterwards.
+func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	cfg, err := loadConfig(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
-}
-
-// withNode runs fn with an open node and closes it afterwards.
-func withNode(c *ucli.Context, fn func(*node.Node) error) error {
-	n, err := openNode(c)
+	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel))
 	if errors.Is(err, store.ErrLocked) {
-		if cfg, cerr := loadConfig(c); cerr == nil {
-			if _, derr := node.Dial(cfg.Home); derr == nil {
-				return usagef("a daemon is running for %s and holds its store; stop it to run %q", cfg.Home, c.Command.HelpName)
-			}
+		if _, derr := node.Dial(cfg.Home); derr == nil {
+			return usagef("a daemon is running for %s and holds its store; stop it to run %q", cfg.Home, c.Command.HelpName)
 		}
 	}
 	if err != nil {

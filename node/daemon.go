@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -444,7 +445,7 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		return gossip.Ignore, "", ""
 	}
 	kr := main
-	if known := main.Get(key.Fingerprint); known == nil || string(known.Bytes()) != string(env.Key) {
+	if known := main.Get(key.Fingerprint); known == nil || !bytes.Equal(known.Bytes(), env.Key) {
 		// A key the node lacks, or another copy of one it has (perhaps with
 		// a revocation one of them lacks): judge with both merged.
 		kr = main.Clone()

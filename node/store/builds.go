@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -21,11 +22,7 @@ func (s *Store) PutBuild(started time.Time, record []byte) error {
 	})
 }
 
-var errInvalidRecord = jsonError("build record is not JSON")
-
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }
+var errInvalidRecord = errors.New("build record is not JSON")
 
 // Builds returns every build record, oldest first.
 func (s *Store) Builds() ([]json.RawMessage, error) {

@@ -680,7 +680,7 @@ func (s *Store) AddRejections(rs []Rejection) error {
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error {
-		first, next, err := rejectBounds(txn)
+		first, next, err := counters(txn, "reject-first", "reject-next")
 		if err != nil {
 			return err
 		}
@@ -743,10 +743,6 @@ func dropRejection(txn *badger.Txn, seq uint64) error {
 		}
 	}
 	return nil
-}
-
-func rejectBounds(txn *badger.Txn) (first, next uint64, err error) {
-	return counters(txn, "reject-first", "reject-next")
 }
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
