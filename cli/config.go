@@ -25,9 +25,10 @@ func globalFlags() []ucli.Flag {
 }
 
 var (
-	quorumFlag  = &ucli.IntFlag{Name: "quorum", Usage: "how many trusted builders must agree (default 3, or quorum in config)", EnvVars: []string{"RBNODE_QUORUM"}}
+	quorumFlag  = &ucli.IntFlag{Name: "quorum", Usage: "how many trusted builders must agree", DefaultText: "3, or quorum in config", EnvVars: []string{"RBNODE_QUORUM"}}
 	projectFlag = &ucli.StringFlag{Name: "project", Usage: "the project, when a version exists in several", EnvVars: []string{"RBNODE_PROJECT"}}
 	jsonFlag    = &ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts (see docs/json.md)"}
+	wideFlag    = &ucli.BoolFlag{Name: "wide", Usage: "show whole values: do not shorten to fit 80 columns"}
 )
 
 // loadConfig builds the configuration: defaults, then the config file,
@@ -57,6 +58,11 @@ func loadConfig(c *ucli.Context) (node.Config, error) {
 			}
 			return cfg, usagef("config %s: unknown key %s (docs/config.md lists the keys)", path, strings.Join(keys, ", "))
 		}
+		// A bad value in the file is named with the file: flags and
+		// variables are checked below, after they are laid over it.
+		if err := cfg.Validate(); err != nil {
+			return cfg, &usageError{err: fmt.Errorf("config %s: %w", path, err), hint: "docs/config.md describes every key"}
+		}
 	}
 	if c.IsSet("log-level") {
 		cfg.LogLevel = c.String("log-level")
@@ -68,7 +74,7 @@ func loadConfig(c *ucli.Context) (node.Config, error) {
 		cfg.Project = c.String("project")
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, &usageError{err}
+		return cfg, &usageError{err: err}
 	}
 	return cfg, nil
 }

@@ -42,13 +42,18 @@ func (e *exitError) Error() string { return e.msg }
 
 func exitWith(code int) error { return &exitError{code: code} }
 
-// usageError is a mistake in the call itself.
-type usageError struct{ err error }
+// usageError is a mistake in the call itself, with what to do about it.
+type usageError struct {
+	err  error
+	hint string
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+func usagef(format string, a ...any) error { return &usageError{err: fmt.Errorf(format, a...)} }
+
+func init() { ucli.HelpPrinter = wrapHelp }
 
 // Main runs rbnode with args (args[0] is the program name) and returns the
 // process exit code.
@@ -70,11 +75,53 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	app := newApp(stdin, out, stderr)
-	err := app.RunContext(ctx, interspersed(app, args))
-	if ferr := out.Flush(); ferr != nil && err == nil {
-		err = fmt.Errorf("write output: %w", ferr)
+	args = interspersed(app, args)
+	err := checkCommandPath(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
 	}
-	return report(err, stderr)
+	code := report(err, stderr)
+	if err != nil && code != ExitOK && wantsJSON(args) {
+		printJSONError(out, err)
+	}
+	if ferr := out.Flush(); ferr != nil && err == nil {
+		fmt.Fprintf(stderr, "rbnode: error: write output: %v\n", ferr)
+		return ExitInternal
+	}
+	return code
+}
+
+// wantsJSON reports whether the command line asks for --json output.
+func wantsJSON(args []string) bool {
+	for _, a := range args[1:] {
+		switch a {
+		case "--":
+			return false
+		case "--json", "-json", "--json=true", "-json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// jsonError is what a command run with --json prints on stdout when it
+// fails before it could print its result (docs/json.md).
+type jsonError struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind"`
+	Hint  string `json:"hint,omitempty"`
+}
+
+// printJSONError writes err as a jsonError, unless the command chose its
+// exit code itself: then it has printed its own result (a verdict, a
+// report).
+func printJSONError(w io.Writer, err error) {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return
+	}
+	_, kind, hint := classifyKind(err)
+	_ = printJSON(w, jsonError{Error: oneMessage(strings.TrimSpace(err.Error())), Kind: kind, Hint: hint})
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one
@@ -115,7 +162,7 @@ func report(err error, stderr io.Writer) int {
 		return ee.code
 	}
 	code, hint := classify(err)
-	fmt.Fprintf(stderr, "rbnode: error: %s\n", strings.TrimSpace(err.Error()))
+	fmt.Fprintf(stderr, "rbnode: error: %s\n", oneMessage(strings.TrimSpace(err.Error())))
 	if hint != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", hint)
 	}
@@ -123,32 +170,56 @@ func report(err error, stderr io.Writer) int {
 }
 
 func classify(err error) (int, string) {
+	code, _, hint := classifyKind(err)
+	return code, hint
+}
+
+// classifyKind maps an error to its exit code, the "kind" of docs/json.md's
+// error object and a hint.
+func classifyKind(err error) (code int, kind, hint string) {
 	var ue *usageError
 	var ce *builder.CheckError
 	var se *builder.StageError
 	switch {
-	case errors.Is(err, builder.ErrNoGuix), errors.Is(err, builder.ErrUsage), errors.Is(err, builder.ErrUnknownRelease):
-		return ExitUsage, builder.Hint(err)
+	case errors.Is(err, builder.ErrNoGuix):
+		return ExitUsage, "no_guix", builder.Hint(err)
+	case errors.Is(err, builder.ErrUsage):
+		return ExitUsage, "usage", builder.Hint(err)
+	case errors.Is(err, builder.ErrUnknownRelease):
+		return ExitUsage, "unknown_release", builder.Hint(err)
 	case errors.As(err, &ce):
-		return ExitNegative, builder.Hint(err)
+		return ExitNegative, "check_failed", builder.Hint(err)
 	case errors.As(err, &se) && errors.Is(err, context.Canceled):
-		return ExitInconclusive, "the build was interrupted; nothing was signed"
+		return ExitInconclusive, "interrupted", "the build was interrupted; nothing was signed"
 	case errors.As(err, &se):
-		return ExitInternal, builder.Hint(err)
+		return ExitInternal, "stage_failed", builder.Hint(err)
 	case errors.Is(err, node.ErrNoBuilderKey):
-		return ExitUsage, "create one with `rbnode key generate --name NAME --email EMAIL`, or import yours with `rbnode key import FILE` (from gpg --export-secret-keys --armor)"
+		return ExitUsage, "no_builder_key", "create one with `rbnode key generate --name NAME --email EMAIL`, or import yours with `rbnode key import FILE` (from gpg --export-secret-keys --armor)"
 	case errors.Is(err, store.ErrLocked):
-		return ExitInconclusive, "another rbnode process has this home open; try again when it has finished"
+		return ExitInconclusive, "store_locked", "another rbnode process has this home open; try again when it has finished"
 	case errors.Is(err, node.ErrNoDaemon):
-		return ExitInconclusive, "start one with `rbnode daemon`"
+		return ExitInconclusive, "no_daemon", "start one with `rbnode daemon`"
 	case errors.Is(err, node.ErrUnknownRelease):
-		return ExitInconclusive, "import or sync documents first (rbnode import PATH); `rbnode status` lists the releases this node knows"
+		return ExitInconclusive, "unknown_release", "import or sync documents first (rbnode import PATH); `rbnode status` lists the releases this node knows"
 	case errors.Is(err, context.Canceled):
-		return ExitInconclusive, ""
-	case errors.As(err, &ue), errors.Is(err, node.ErrUsage), isFlagError(err):
-		return ExitUsage, ""
+		return ExitInconclusive, "interrupted", ""
+	case errors.As(err, &ue):
+		return ExitUsage, "usage", ue.hint
+	case errors.Is(err, node.ErrUsage), isFlagError(err):
+		return ExitUsage, "usage", ""
 	}
-	return ExitInternal, "this is a bug or an environment problem; run again with --log-level debug and report what it says"
+	return ExitInternal, "internal", "this is a bug or an environment problem; run again with --log-level debug and report what it says"
+}
+
+// oneMessage drops a message's repetition of itself: an error wrapped
+// with its own text ("x: x") is said once.
+func oneMessage(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' && i+2 < len(s) && s[i+1] == ' ' && s[:i] == s[i+2:] {
+			return s[:i]
+		}
+	}
+	return s
 }
 
 // isFlagError recognises urfave/cli's own parse errors.
@@ -169,11 +240,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed and mapped to exit codes by Main, never here.
-		ExitErrHandler: func(*ucli.Context, error) {},
-		Suggest:        true,
-		Flags:          globalFlags(),
+		ExitErrHandler:       func(*ucli.Context, error) {},
+		Suggest:              true,
+		EnableBashCompletion: true,
+		Flags:                globalFlags(),
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
-			return &usageError{err}
+			return &usageError{err: err}
 		},
 		Commands: []*ucli.Command{
 			initCommand(),
@@ -191,17 +263,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			buildCommand(),
 			attestCommand(),
 			buildsCommand(),
+			completionCommand(),
 		},
 	}
-	setUsageErrors(app.Commands)
+	decorate(app.Commands, "")
 	return app
-}
-
-// setUsageErrors makes every command's flag errors usage errors (exit 2),
-// printed once by Main instead of urfave's help dump.
-func setUsageErrors(cmds []*ucli.Command) {
-	for _, c := range cmds {
-		c.OnUsageError = func(_ *ucli.Context, err error, _ bool) error { return &usageError{err} }
-		setUsageErrors(c.Subcommands)
-	}
 }
