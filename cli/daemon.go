@@ -12,13 +12,16 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/rbnode/rbnode/gossip"
 	"github.com/rbnode/rbnode/node"
 	"github.com/rbnode/rbnode/node/store"
 )
 
+var listenFlag = &ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}}
+
 var networkFlags = []ucli.Flag{
 	&ucli.StringFlag{Name: "network", Usage: "network name: nodes of different networks never mix (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
-	&ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}},
+	listenFlag,
 	&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` with /p2p/<id> to dial at start (repeatable)", EnvVars: []string{"RBNODE_BOOTSTRAP"}},
 	&ucli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
 	&ucli.BoolFlag{Name: "no-dht", Usage: "do not look for peers through the DHT"},
@@ -47,7 +50,7 @@ func applyNetworkFlags(c *ucli.Context, cfg *node.Config) error {
 		cfg.SyncInterval = node.Duration{Duration: c.Duration("sync-interval")}
 	}
 	if err := cfg.Validate(); err != nil {
-		return &usageError{err}
+		return &usageError{err: err}
 	}
 	return nil
 }
@@ -167,12 +170,25 @@ func syncCommand() *ucli.Command {
 			}
 			defer d.Close()
 			stats, err := d.SyncWith(c.Context, peers)
+			// SyncWith stops at the first failure; its stats are the failed
+			// session's, not a sync.
+			done := stats
+			if err != nil && len(done) > 0 {
+				done = done[:len(done)-1]
+			}
 			if c.Bool("json") {
-				if jerr := printJSON(c.App.Writer, stats); jerr != nil {
+				out := syncReport{Peers: []syncPeerJSON{}}
+				for _, st := range done {
+					out.Peers = append(out.Peers, newSyncPeerJSON(st))
+				}
+				if err != nil {
+					out.Error = err.Error()
+				}
+				if jerr := printJSON(c.App.Writer, out); jerr != nil {
 					return jerr
 				}
 			} else {
-				for _, st := range stats {
+				for _, st := range done {
 					fmt.Fprintf(c.App.Writer, "synced with %s: %d missing, %d fetched (%d stored, %d untrusted, %d rejected) in %s\n",
 						st.Peer, st.Missing, st.Fetched, st.Accepted, st.Ignored, st.Rejected, st.Duration.Round(time.Millisecond))
 				}
@@ -182,6 +198,35 @@ func syncCommand() *ucli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// syncReport is `rbnode sync --json` (docs/json.md).
+type syncReport struct {
+	Peers []syncPeerJSON `json:"peers"`
+	Error string         `json:"error,omitempty"`
+}
+
+type syncPeerJSON struct {
+	Peer         string `json:"peer"`
+	Rounds       int    `json:"rounds"`
+	Buckets      int    `json:"buckets"`
+	SummaryBytes int64  `json:"summary_bytes"`
+	FetchBytes   int64  `json:"fetch_bytes"`
+	Missing      int    `json:"missing"`
+	Skipped      int    `json:"skipped"`
+	Fetched      int    `json:"fetched"`
+	Stored       int    `json:"stored"`
+	Untrusted    int    `json:"untrusted"`
+	Rejected     int    `json:"rejected"`
+	DurationMS   int64  `json:"duration_ms"`
+}
+
+func newSyncPeerJSON(st gossip.SyncStats) syncPeerJSON {
+	return syncPeerJSON{
+		Peer: st.Peer.String(), Rounds: st.Rounds, Buckets: st.Buckets, SummaryBytes: st.SummaryBytes, FetchBytes: st.FetchBytes,
+		Missing: st.Missing, Skipped: st.Skipped, Fetched: st.Fetched, Stored: st.Accepted, Untrusted: st.Ignored, Rejected: st.Rejected,
+		DurationMS: st.Duration.Milliseconds(),
 	}
 }
 
@@ -213,6 +258,9 @@ func publishCommand() *ucli.Command {
 				// Store them now; a daemon offers them to peers when it runs.
 				err := withBackend(c, false, func(n backend) error {
 					sum, err := n.Import(c.Context, req)
+					if sum != nil && err == nil && c.Bool("json") {
+						return printJSON(c.App.Writer, node.PublishSummary{Import: sum})
+					}
 					if sum != nil {
 						printImportSummary(c.App.Writer, sum)
 					}
@@ -245,11 +293,17 @@ func idCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "id",
 		Usage: "this node's peer ID and full listen multiaddrs, usable as another node's --bootstrap",
-		Flags: []ucli.Flag{jsonFlag},
+		Flags: []ucli.Flag{listenFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
+			}
+			if isSet(c, "listen") {
+				cfg.Listen = c.StringSlice("listen")
+				if err := cfg.Validate(); err != nil {
+					return &usageError{err: err}
+				}
 			}
 			var id *node.Identity
 			if cl, err := node.Dial(cfg.Home); err == nil {

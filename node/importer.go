@@ -52,7 +52,22 @@ type ImportSummary struct {
 	ByStatus   map[attest.Status]int `json:"stored_by_status"`
 	ByReason   map[string]int        `json:"rejected_by_reason"`
 	Rejections []store.Rejection     `json:"rejections"` // the first few, for display
-	Elapsed    time.Duration         `json:"elapsed_ns"`
+	// Elapsed is kept for readers of elapsed_ns (deprecated: read
+	// elapsed_ms).
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	ElapsedMS int64         `json:"elapsed_ms"`
+}
+
+// newImportSummary returns an empty summary whose lists and maps print as
+// [] and {}, never null.
+func newImportSummary() *ImportSummary {
+	return &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}, Rejections: []store.Rejection{}}
+}
+
+// finish stamps the summary's duration.
+func (s *ImportSummary) finish(start time.Time) {
+	s.Elapsed = time.Since(start)
+	s.ElapsedMS = s.Elapsed.Milliseconds()
 }
 
 // importBatch is how many documents go into one store batch: the unit of
@@ -74,7 +89,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
+	sum := newImportSummary()
 	// Keys in builder-keys/ load while the documents are read and parsed;
 	// verification waits for them.
 	keysDone := make(chan struct{})
@@ -143,7 +158,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	if walkErr != nil {
 		return sum, walkErr
 	}
-	sum.Elapsed = time.Since(start)
+	sum.finish(start)
 	return sum, ctx.Err()
 }
 
@@ -413,7 +428,7 @@ func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin strin
 	if err != nil {
 		return nil, err
 	}
-	sum := &ImportSummary{ByStatus: map[attest.Status]int{}, ByReason: map[string]int{}}
+	sum := newImportSummary()
 	results := make(chan importResult, 64)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -443,7 +458,7 @@ func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin strin
 		}
 		return sum, err
 	}
-	sum.Elapsed = time.Since(start)
+	sum.finish(start)
 	return sum, ctx.Err()
 }
 
