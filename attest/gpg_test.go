@@ -236,6 +236,9 @@ func TestRBNodeSignaturesVerifyInGPG(t *testing.T) {
 			if !errors.Is(err, attest.ErrPassphrase) {
 				t.Errorf("ReadSecretKey with passphrase %q: %v, want ErrPassphrase", wrong, err)
 			}
+			if len(wrong) > 0 && !strings.Contains(err.Error(), "wrong passphrase") {
+				t.Errorf("ReadSecretKey with a wrong passphrase says %q, want it to say \"wrong passphrase\"", err)
+			}
 		}
 		sk, err := attest.ReadSecretKey(exported, []byte(pass))
 		if err != nil {

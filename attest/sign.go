@@ -90,7 +90,7 @@ func ReadSecretKey(b, passphrase []byte) (*SecretKey, error) {
 			return nil, ErrPassphrase
 		}
 		if err := e.DecryptPrivateKeys(passphrase); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrPassphrase, err)
+			return nil, fmt.Errorf("wrong passphrase: %w", ErrPassphrase)
 		}
 	}
 	return newSecretKey(e)

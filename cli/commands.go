@@ -117,7 +117,7 @@ func keyCommand() *ucli.Command {
 						res, err := n.ImportKey(b, pass)
 						if err != nil {
 							if errors.Is(err, attest.ErrPassphrase) {
-								return &usageError{fmt.Errorf("%w; give it with --passphrase-file FILE or RBNODE_PASSPHRASE", err)}
+								return &usageError{err: err, hint: "give the passphrase with --passphrase-file FILE or RBNODE_PASSPHRASE"}
 							}
 							return err
 						}
@@ -150,7 +150,7 @@ func keyCommand() *ucli.Command {
 			{
 				Name:  "list",
 				Usage: "list the known public keys",
-				Flags: []ucli.Flag{jsonFlag},
+				Flags: []ucli.Flag{wideFlag, jsonFlag},
 				Action: func(c *ucli.Context) error {
 					return withBackend(c, true, func(n backend) error {
 						keys, err := n.Keys(c.Context)
@@ -176,8 +176,13 @@ func printKeys(c *ucli.Context, keys []node.KeyInfo) error {
 		fmt.Fprintln(c.App.Writer, "no keys")
 		return nil
 	}
+	wide := c.Bool("wide")
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FINGERPRINT\tTRUST\tALGO\tEXPIRES\tUSER ID")
+	if wide {
+		fmt.Fprintln(tw, "FINGERPRINT\tTRUST\tALGO\tEXPIRES\tUSER ID")
+	} else {
+		fmt.Fprintln(tw, "KEY ID\tTRUST\tEXPIRES\tUSER ID")
+	}
 	for _, k := range keys {
 		trust := "-"
 		switch {
@@ -200,7 +205,18 @@ func printKeys(c *ucli.Context, keys []node.KeyInfo) error {
 		if k.TrustName != "" && k.TrustName != uid {
 			uid = fmt.Sprintf("%s [%s]", uid, k.TrustName)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Fingerprint, trust, k.Algorithm, exp, uid)
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Fingerprint, trust, k.Algorithm, exp, uid)
+			continue
+		}
+		// The long key id, as gpg shows it, and the name first, so that
+		// shortening keeps it; --wide shows everything.
+		if k.TrustName != "" && !strings.HasPrefix(k.UserID, k.TrustName) {
+			uid = fmt.Sprintf("[%s] %s", k.TrustName, k.UserID)
+		} else {
+			uid = k.UserID
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Fingerprint[max(len(k.Fingerprint)-16, 0):], trust, truncate(exp, 20), truncate(uid, 30))
 	}
 	return tw.Flush()
 }
@@ -287,7 +303,7 @@ func trustCommand() *ucli.Command {
 			{
 				Name:  "list",
 				Usage: "list the trusted keys",
-				Flags: []ucli.Flag{jsonFlag},
+				Flags: []ucli.Flag{wideFlag, jsonFlag},
 				Action: func(c *ucli.Context) error {
 					return withBackend(c, true, func(n backend) error {
 						keys, err := n.TrustList(c.Context)
@@ -325,6 +341,9 @@ func importCommand() *ucli.Command {
 				sum, err := n.Import(c.Context, node.ImportRequest{Path: path, Version: c.String("version"), Signer: c.String("signer")})
 				if sum != nil && !c.Bool("json") {
 					printImportSummary(c.App.Writer, sum)
+				}
+				if err == nil && sum != nil && sum.Stored+sum.Duplicate+sum.Rejected+sum.Keys == 0 {
+					fmt.Fprintf(c.App.ErrWriter, "rbnode: warning: %s holds no documents or keys that rbnode reads (SHA256SUMS + .asc, attestation.json + .asc, builder-keys/*.gpg)\n", c.Args().First())
 				}
 				if err != nil {
 					return err
@@ -408,4 +427,13 @@ func boundImportMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(importMemoryLimit)
 	}
+}
+
+// truncate shortens s to at most n runes, marking the cut with "…".
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

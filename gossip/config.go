@@ -39,6 +39,10 @@ const (
 
 var networkName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
+// ValidNetworkName reports whether s may name a network: 1 to 32 of a-z,
+// 0-9 and '-', not starting with '-'.
+func ValidNetworkName(s string) bool { return networkName.MatchString(s) }
+
 // Config configures a Network. The zero value of each field means its
 // default, except the booleans, which DefaultConfig sets for a daemon.
 type Config struct {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -240,8 +241,12 @@ func (d *Daemon) Peers() []Peer {
 	out := []Peer{}
 	for _, p := range d.net.Peers() {
 		q := Peer{ID: p.ID.String(), Score: p.Score, Inbound: p.Inbound, Member: p.Member, Agent: p.Agent}
+		q.Addrs = []string{}
 		for _, a := range p.Addrs {
-			q.Addrs = append(q.Addrs, a.String())
+			// Several connections to one address show it once.
+			if s := a.String(); !slices.Contains(q.Addrs, s) {
+				q.Addrs = append(q.Addrs, s)
+			}
 		}
 		out = append(out, q)
 	}

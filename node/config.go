@@ -11,6 +11,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/gossip"
 )
 
 // Config is a node's configuration. The cli fills it from flags, RBNODE_*
@@ -118,6 +119,9 @@ func (c *Config) Validate() error {
 		if err := attest.CheckName("project", c.Project); err != nil {
 			return err
 		}
+	}
+	if !gossip.ValidNetworkName(c.Network) {
+		return fmt.Errorf("network %q: want 1 to 32 of a-z, 0-9 and '-'", c.Network)
 	}
 	if c.SyncInterval.Duration < time.Second {
 		return fmt.Errorf("sync_interval %s is too short (at least 1s)", c.SyncInterval)
