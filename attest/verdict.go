@@ -46,10 +46,16 @@ type Builder struct {
 // Report is the verdict over one release and everything that explains it.
 // Its JSON form is the contract documented in docs/json.md.
 type Report struct {
-	Project       string           `json:"project"`
-	Version       string           `json:"version"`
-	Quorum        int              `json:"quorum"`
-	Verdict       Verdict          `json:"verdict"`
+	Project string  `json:"project"`
+	Version string  `json:"version"`
+	Quorum  int     `json:"quorum"`
+	Verdict Verdict `json:"verdict"`
+	// TrustedCount is how many keys the node trusts: more than the
+	// builders who attested this release when some have not (yet).
+	TrustedCount int `json:"trusted_count"`
+	// Excluded lists the artifacts left out of the verdict by Select
+	// (absent when nothing was selected).
+	Excluded      []string         `json:"excluded_artifacts,omitempty"`
 	Builders      []Builder        `json:"builders"`
 	Artifacts     []ArtifactReport `json:"artifacts"`
 	Commits       []CommitGroup    `json:"commits"`
@@ -122,7 +128,7 @@ type DocRef struct {
 func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int) *Report {
 	quorum = max(quorum, 1)
 	r := &Report{
-		Project: project, Version: version, Quorum: quorum,
+		Project: project, Version: version, Quorum: quorum, TrustedCount: len(trusted),
 		Builders: []Builder{}, Artifacts: []ArtifactReport{}, Commits: []CommitGroup{},
 		Equivocations: []Equivocation{}, Untrusted: []DocRef{}, Rejected: []DocRef{},
 	}
@@ -207,7 +213,6 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 	}
 	sortBuilders(r.Builders)
 
-	divergent := false
 	for _, art := range sortedKeys(byArtifact) {
 		groups := map[string][]string{}
 		envs := map[string]map[string][]string{}
@@ -259,7 +264,6 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 		switch {
 		case len(keys) >= 2:
 			ar.Verdict = Divergence
-			divergent = true
 			ar.Differs = differing(envs)
 			for i := range ar.Hashes {
 				ar.Hashes[i].Environment = envs[ar.Hashes[i].SHA256]
@@ -279,14 +283,7 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 		sortBuilders(g.Builders)
 		r.Commits = append(r.Commits, g)
 	}
-	switch {
-	case divergent || len(r.Commits) > 1 || len(r.Equivocations) > 0:
-		r.Verdict = Divergence
-	case len(r.Artifacts) > 0 && !slices.ContainsFunc(r.Artifacts, func(a ArtifactReport) bool { return a.Verdict != Consensus }):
-		r.Verdict = Consensus
-	default:
-		r.Verdict = Pending
-	}
+	r.Verdict = releaseVerdict(r)
 	return r
 }
 

@@ -87,16 +87,15 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 		opts = append(opts, node.ReadOnly())
 	}
 	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
-	if errors.Is(err, store.ErrLocked) {
-		// A daemon that is starting holds the store before its socket
-		// answers: wait for the socket.
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if cl, derr := node.Dial(cfg.Home); derr == nil {
-				return fn(cl)
-			}
-			time.Sleep(50 * time.Millisecond)
+	// A daemon that is starting holds the store before its socket
+	// answers, and another command may hold it for a moment: wait for
+	// the socket or the store.
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, store.ErrLocked) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if cl, derr := node.Dial(cfg.Home); derr == nil {
+			return fn(cl)
 		}
+		n, err = node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
 	}
 	if err != nil {
 		return err

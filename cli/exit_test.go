@@ -27,7 +27,7 @@ func TestExitCodes(t *testing.T) {
 	if code, _, stderr := run(t, home, "import", "../testdata/guix.sigs"); code != 0 {
 		t.Fatalf("import: exit %d: %s", code, stderr)
 	}
-	if code, _, stderr := run(t, home, "trust", "add", keys+"fanquake.gpg", keys+"achow101.gpg", keys+"hebasto.gpg"); code != 0 {
+	if code, _, stderr := run(t, home, "trust", "add", keys+"fanquake.gpg", keys+"achow101.gpg", keys+"hebasto.gpg", keys+"cfields.gpg"); code != 0 {
 		t.Fatalf("trust add: exit %d: %s", code, stderr)
 	}
 	file := filepath.Join(t.TempDir(), "bitcoin-29.2-x86_64-linux-gnu.tar.gz")
@@ -42,7 +42,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"status"}, cli.ExitOK},
 		{[]string{"status", "26.0rc1"}, cli.ExitNegative},
 		{[]string{"status", "26.0rc1", "--json"}, cli.ExitNegative},
-		{[]string{"status", "29.2", "--quorum", "4"}, cli.ExitInconclusive},
+		{[]string{"status", "29.2", "--quorum", "4"}, cli.ExitInconclusive}, // cfields did not attest 29.2
+		{[]string{"status", "29.2", "--quorum", "5"}, cli.ExitUsage},        // only 4 builders are trusted
+		{[]string{"status", "29.2", "--quorum", "5", "--json"}, cli.ExitUsage},
 		{[]string{"status", "9.9"}, cli.ExitInconclusive},
 		{[]string{"verify", file}, cli.ExitNegative},
 		{[]string{"verify", "--quorum", "9", file}, cli.ExitInconclusive},

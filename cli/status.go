@@ -1,16 +1,21 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 func statusCommand() *ucli.Command {
@@ -18,41 +23,170 @@ func statusCommand() *ucli.Command {
 		Name:      "status",
 		Usage:     "the verdict on a release (exit 0 consensus, 1 divergence, 3 pending), or one line per release",
 		ArgsUsage: "[VERSION]",
-		Flags:     []ucli.Flag{quorumFlag, projectFlag, jsonFlag},
+		Flags: []ucli.Flag{
+			quorumFlag, projectFlag,
+			&ucli.StringSliceFlag{Name: "artifacts", Usage: "judge only artifacts whose name matches `GLOB` (repeatable)"},
+			&ucli.StringSliceFlag{Name: "exclude", Usage: "leave out artifacts whose name matches `GLOB` (repeatable)"},
+			&ucli.BoolFlag{Name: "wait", Usage: "wait until consensus or divergence (exit 0 or 1), or until --timeout (exit 3)"},
+			&ucli.DurationFlag{Name: "timeout", Usage: "with --wait: how long to wait", Value: 30 * time.Minute},
+			&ucli.IntFlag{Name: "limit", Usage: "without VERSION: only the N newest releases of each project"},
+			wideFlag, jsonFlag,
+		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 1 {
 				return usagef("status takes at most one VERSION")
 			}
-			return withBackend(c, true, func(n backend) error {
-				if c.NArg() == 0 {
-					list, err := n.Releases(c.Context, c.String("project"), quorumArg(c))
+			if c.NArg() == 0 {
+				for _, f := range []string{"artifacts", "exclude", "wait"} {
+					if c.IsSet(f) {
+						return usagef("--%s needs a VERSION", f)
+					}
+				}
+				return withBackend(c, true, func(n backend) error { return releaseList(c, n) })
+			}
+			if c.Int("limit") != 0 {
+				return usagef("--limit lists releases: give no VERSION")
+			}
+			if !c.Bool("wait") {
+				return withBackend(c, true, func(n backend) error {
+					r, err := judge(c, n)
 					if err != nil {
 						return err
 					}
-					if list == nil {
-						list = []node.ReleaseSummary{}
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, list)
-					}
-					printReleases(c.App.Writer, list)
-					return nil
-				}
-				r, err := n.Status(c.Context, c.String("project"), c.Args().First(), quorumArg(c))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					if err := printJSON(c.App.Writer, r); err != nil {
-						return err
-					}
-				} else {
-					printReport(c.App.Writer, r)
-				}
-				return exitWith(verdictCode(r.Verdict))
-			})
+					return printVerdict(c, r)
+				})
+			}
+			return waitForVerdict(c)
 		},
 	}
+}
+
+// judge computes the verdict on the command's VERSION, narrowed to the
+// artifacts asked for.
+func judge(c *ucli.Context, n backend) (*attest.Report, error) {
+	r, err := n.Status(c.Context, c.String("project"), c.Args().First(), quorumArg(c))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Select(c.StringSlice("artifacts"), c.StringSlice("exclude")); err != nil {
+		return nil, &usageError{err: err, hint: "patterns are globs like '*-linux-gnu.tar.gz'"}
+	}
+	return r, nil
+}
+
+// printVerdict prints the report and exits with its verdict's code; a
+// quorum the trust set can never reach is a configuration error (exit 2),
+// not "retry later".
+func printVerdict(c *ucli.Context, r *attest.Report) error {
+	if c.Bool("json") {
+		if err := printJSON(c.App.Writer, r); err != nil {
+			return err
+		}
+	} else {
+		printReport(c.App.Writer, r, c.Bool("wide"))
+	}
+	if r.Verdict == attest.Pending && r.Quorum > r.TrustedCount {
+		return &exitError{code: ExitUsage, msg: fmt.Sprintf("error: quorum %d but only %d builder%s trusted\n"+
+			"hint: trust the builders whose attestations count (rbnode trust add KEYFILE...), or lower --quorum", r.Quorum, r.TrustedCount, pluralVerb(r.TrustedCount))}
+	}
+	return exitWith(verdictCode(r.Verdict))
+}
+
+// waitPoll is how often status --wait asks again.
+const waitPoll = time.Second
+
+// waitForVerdict asks for the verdict until it is no longer pending or
+// --timeout passes. Each round opens the store anew (or asks the daemon),
+// so a daemon may start, and documents arrive, while it waits.
+func waitForVerdict(c *ucli.Context) error {
+	deadline := time.Now().Add(c.Duration("timeout"))
+	var last *attest.Report
+	said := ""
+	for {
+		err := withBackend(c, true, func(n backend) error {
+			r, err := judge(c, n)
+			last = r
+			return err
+		})
+		switch {
+		case errors.Is(err, node.ErrUnknownRelease), errors.Is(err, store.ErrLocked):
+			// Not there yet, or a writer holds the store for a moment.
+		case err != nil:
+			return err
+		case last.Verdict != attest.Pending || last.Quorum > last.TrustedCount:
+			return printVerdict(c, last)
+		}
+		if last != nil {
+			if s := pendingLine(last); s != said {
+				fmt.Fprintf(c.App.ErrWriter, "rbnode: waiting: %s\n", s)
+				said = s
+			}
+		}
+		if !time.Now().Before(deadline) {
+			if last == nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "rbnode: still pending after %s\n", c.Duration("timeout"))
+			return printVerdict(c, last)
+		}
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-time.After(min(waitPoll, time.Until(deadline))):
+		}
+	}
+}
+
+// pendingLine says how far a pending release is from its quorum.
+func pendingLine(r *attest.Report) string {
+	short := 0
+	for _, a := range r.Artifacts {
+		if a.Verdict == attest.Pending {
+			short++
+		}
+	}
+	return fmt.Sprintf("%s %s: %d of %d artifacts lack a quorum of %d (%d of %d trusted builders attested)",
+		r.Project, r.Version, short, len(r.Artifacts), r.Quorum, len(r.Builders), r.TrustedCount)
+}
+
+// releaseList prints every release, oldest version first within each
+// project, with a summary line.
+func releaseList(c *ucli.Context, n backend) error {
+	list, err := n.Releases(c.Context, c.String("project"), quorumArg(c))
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []node.ReleaseSummary{}
+	}
+	if limit := c.Int("limit"); limit > 0 {
+		list = newest(list, limit)
+	} else if limit < 0 {
+		return usagef("--limit %d: want a positive number", limit)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, list)
+	}
+	printReleases(c.App.Writer, list)
+	return nil
+}
+
+// newest keeps the limit newest releases of each project; the list comes
+// sorted by project, then version.
+func newest(list []node.ReleaseSummary, limit int) []node.ReleaseSummary {
+	var out []node.ReleaseSummary
+	for i := 0; i < len(list); {
+		j := i
+		for j < len(list) && list[j].Project == list[i].Project {
+			j++
+		}
+		out = append(out, list[max(i, j-limit):j]...)
+		i = j
+	}
+	if out == nil {
+		out = []node.ReleaseSummary{}
+	}
+	return out
 }
 
 // quorumArg is the --quorum flag when given: the daemon applies its own
@@ -81,14 +215,18 @@ func printReleases(w io.Writer, list []node.ReleaseSummary) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROJECT\tVERSION\tVERDICT\tBUILDERS\tARTIFACTS")
+	count := map[attest.Verdict]int{}
 	for _, s := range list {
 		arts := fmt.Sprintf("%d/%d agree", s.Agreed, s.Artifacts)
 		if s.Divergent > 0 {
 			arts += fmt.Sprintf(", %d diverge", s.Divergent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", s.Project, s.Version, s.Verdict, s.Builders, arts)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", truncate(s.Project, 16), truncate(s.Version, 16), s.Verdict, s.BuilderCount, arts)
+		count[s.Verdict]++
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "%d release%s: %d consensus, %d divergence, %d pending\n", len(list), plural(len(list)),
+		count[attest.Consensus], count[attest.Divergence], count[attest.Pending])
 }
 
 // columnLabel names the i-th builder column: a..z, then aa, ab, ...
@@ -100,15 +238,37 @@ func columnLabel(i int) string {
 	return s
 }
 
+// tableWidth is the width text output keeps to unless --wide.
+const tableWidth = 80
+
 // printReport draws the release in the style of the guix.sigs pull-request
 // summary: artifacts by builders, one mark for agreement, a letter per
 // divergent hash, '-' for a builder that did not attest the artifact.
-func printReport(w io.Writer, r *attest.Report) {
-	fmt.Fprintf(w, "%s %s: %s (quorum %d, %d trusted builder%s)\n", r.Project, r.Version, strings.ToUpper(string(r.Verdict)), r.Quorum, len(r.Builders), plural(len(r.Builders)))
+// Unless wide, it fits tableWidth columns: long names are shortened in the
+// middle, hashes to their first 16 digits, and a matrix with many builders
+// is printed in blocks of columns.
+func printReport(out io.Writer, r *attest.Report, wide bool) {
+	w := out
+	if !wide {
+		lw := &lineLimit{w: out, width: tableWidth}
+		defer lw.flush()
+		w = lw
+	}
+	hash := func(h string) string {
+		if wide || len(h) <= 16 {
+			return h
+		}
+		return h[:16] + "…"
+	}
+	fmt.Fprintf(w, "%s %s: %s (quorum %d, %d builder%s attested, %d trusted)\n", r.Project, r.Version, strings.ToUpper(string(r.Verdict)),
+		r.Quorum, len(r.Builders), plural(len(r.Builders)), r.TrustedCount)
+	if len(r.Excluded) > 0 {
+		fmt.Fprintf(w, "judged on %d artifact%s; left out (--artifacts, --exclude): %d\n", len(r.Artifacts), plural(len(r.Artifacts)), len(r.Excluded))
+	}
 	if len(r.Builders) > 0 {
 		fmt.Fprintln(w, "\nbuilders:")
 		for i, b := range r.Builders {
-			fmt.Fprintf(w, "  %-3s %-24s %s\n", columnLabel(i), b.Name, b.Fingerprint)
+			fmt.Fprintf(w, "  %-3s %-24s %s\n", columnLabel(i), middle(b.Name, 24, wide), b.Fingerprint)
 		}
 	}
 	col := map[string]int{}
@@ -120,40 +280,9 @@ func printReport(w io.Writer, r *attest.Report) {
 		equivocated[e.Artifact+"\x00"+e.Fingerprint] = true
 	}
 	if len(r.Artifacts) > 0 {
-		width := 0
-		for _, a := range r.Artifacts {
-			width = max(width, len(a.Name))
-		}
-		cw := len(columnLabel(len(r.Builders)-1)) + 1
-		fmt.Fprintln(w)
-		fmt.Fprintf(w, "%-*s ", width, "artifact")
-		for i := range r.Builders {
-			fmt.Fprintf(w, "%-*s", cw, columnLabel(i))
-		}
-		fmt.Fprintln(w, " verdict")
-		for _, a := range r.Artifacts {
-			marks := make([]string, len(r.Builders))
-			for i := range marks {
-				marks[i] = "-"
-			}
-			for gi, g := range a.Hashes {
-				m := groupMark(a, gi)
-				for _, b := range g.Builders {
-					marks[col[b.Fingerprint]] = m
-				}
-			}
-			for _, b := range r.Builders {
-				if equivocated[a.Name+"\x00"+b.Fingerprint] {
-					marks[col[b.Fingerprint]] = "!"
-				}
-			}
-			fmt.Fprintf(w, "%-*s ", width, a.Name)
-			for _, m := range marks {
-				fmt.Fprintf(w, "%-*s", cw, m)
-			}
-			fmt.Fprintf(w, " %s\n", a.Verdict)
-		}
-		fmt.Fprintln(w, "\n✓ agrees with the most common hash   A, B, ... other hashes (below)   - not attested   ! equivocated")
+		printMatrix(w, r, col, equivocated, wide)
+		fmt.Fprintln(w, "\n✓ agrees with the most common hash   A, B, ... other hashes (below)")
+		fmt.Fprintln(w, "- not attested   ! equivocated")
 	}
 	for _, a := range r.Artifacts {
 		if a.Verdict != attest.Divergence {
@@ -165,7 +294,7 @@ func printReport(w io.Writer, r *attest.Report) {
 			for _, b := range g.Builders {
 				names = append(names, b.Name)
 			}
-			fmt.Fprintf(w, "  %s %s  %s\n", groupMark(a, gi), g.SHA256, strings.Join(names, ", "))
+			fmt.Fprintf(w, "  %s %s  %s\n", groupMark(a, gi), hash(g.SHA256), strings.Join(names, ", "))
 		}
 		for _, f := range a.Differs {
 			fmt.Fprintf(w, "  differs: %s:", f)
@@ -186,18 +315,22 @@ func printReport(w io.Writer, r *attest.Report) {
 		}
 	}
 	if len(r.Equivocations) > 0 {
-		fmt.Fprintf(w, "\nequivocations (%d): a trusted key signed different hashes for one artifact; its claims there are not counted\n", len(r.Equivocations))
+		fmt.Fprintf(w, "\nequivocations (%d): a trusted key signed different hashes for one\nartifact; its claims there are not counted\n", len(r.Equivocations))
 		for _, e := range r.Equivocations {
 			fmt.Fprintf(w, "  %s %s on %s:\n", e.Name, e.Fingerprint, e.Artifact)
 			for _, d := range e.Documents {
-				fmt.Fprintf(w, "    document %s (%s) says %s\n", d.Document[:12], d.File, d.SHA256)
+				fmt.Fprintf(w, "    document %s (%s) says %s\n", d.Document[:12], d.File, hash(d.SHA256))
 			}
 		}
 	}
 	if len(r.Untrusted) > 0 {
 		fmt.Fprintf(w, "\nuntrusted (%d, not counted):\n", len(r.Untrusted))
 		for _, d := range r.Untrusted {
-			fmt.Fprintf(w, "  %s/%s: key %s\n", d.Signer, d.File, d.Fingerprint)
+			fp := d.Fingerprint
+			if !wide {
+				fp = fp[max(len(fp)-16, 0):] // the long key id
+			}
+			fmt.Fprintf(w, "  %s/%s: key %s\n", d.Signer, d.File, fp)
 		}
 	}
 	if len(r.Rejected) > 0 {
@@ -207,13 +340,131 @@ func printReport(w io.Writer, r *attest.Report) {
 		}
 	}
 	if r.Verdict == attest.Pending {
-		short := 0
-		for _, a := range r.Artifacts {
-			if a.Verdict == attest.Pending {
-				short++
-			}
+		fmt.Fprintf(w, "\npending: %s\n", strings.TrimPrefix(pendingLine(r), r.Project+" "+r.Version+": "))
+	}
+}
+
+// printMatrix draws the artifact × builder matrix; unless wide, in blocks
+// of as many builder columns as fit.
+func printMatrix(w io.Writer, r *attest.Report, col map[string]int, equivocated map[string]bool, wide bool) {
+	width := 0
+	for _, a := range r.Artifacts {
+		width = max(width, utf8.RuneCountInString(a.Name))
+	}
+	cw := len(columnLabel(len(r.Builders)-1)) + 1
+	perBlock := max(len(r.Builders), 1)
+	name := func(s string) string { return s }
+	header := "artifact"
+	if !wide && width > 36 {
+		// The names usually share a long prefix (the project and
+		// version): say it once, show what differs.
+		if p := sharedPrefix(r.Artifacts); len(p) > 3 {
+			header = "artifact (" + p + "…)"
+			name = func(s string) string { return "…" + strings.TrimPrefix(s, p) }
+			width = max(width-len(p)+1, len(header))
 		}
-		fmt.Fprintf(w, "\npending: %d of %d artifacts lack a quorum of %d trusted builders\n", short, len(r.Artifacts), r.Quorum)
+		width = min(width, 36)
+		const verdictWidth = len(" divergence")
+		perBlock = max((tableWidth-width-1-verdictWidth)/cw, 1)
+	}
+	for from := 0; from < len(r.Builders) || from == 0; from += perBlock {
+		to := min(from+perBlock, len(r.Builders))
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "%s ", padRight(middle(header, width, false), width))
+		for i := from; i < to; i++ {
+			fmt.Fprintf(w, "%-*s", cw, columnLabel(i))
+		}
+		fmt.Fprintln(w, " verdict")
+		for _, a := range r.Artifacts {
+			marks := make([]string, len(r.Builders))
+			for i := range marks {
+				marks[i] = "-"
+			}
+			for gi, g := range a.Hashes {
+				m := groupMark(a, gi)
+				for _, b := range g.Builders {
+					marks[col[b.Fingerprint]] = m
+				}
+			}
+			for _, b := range r.Builders {
+				if equivocated[a.Name+"\x00"+b.Fingerprint] {
+					marks[col[b.Fingerprint]] = "!"
+				}
+			}
+			fmt.Fprintf(w, "%s ", padRight(middle(name(a.Name), width, wide), width))
+			for _, m := range marks[from:to] {
+				fmt.Fprintf(w, "%-*s", cw, m)
+			}
+			fmt.Fprintf(w, " %s\n", a.Verdict)
+		}
+		if to >= len(r.Builders) {
+			break
+		}
+	}
+}
+
+// sharedPrefix is the longest prefix all artifact names share that ends,
+// in each name, before a '-', '_', '.' or '/' (bitcoin-26.0rc1 of
+// bitcoin-26.0rc1-win64.zip and bitcoin-26.0rc1.tar.gz).
+func sharedPrefix(arts []attest.ArtifactReport) string {
+	p := arts[0].Name
+	for _, a := range arts[1:] {
+		for !strings.HasPrefix(a.Name, p) {
+			p = p[:len(p)-1]
+		}
+	}
+	for ; p != ""; p = p[:len(p)-1] {
+		if !slices.ContainsFunc(arts, func(a attest.ArtifactReport) bool {
+			return len(a.Name) == len(p) || !strings.ContainsRune("-_./", rune(a.Name[len(p)]))
+		}) {
+			return p
+		}
+	}
+	return ""
+}
+
+// middle shortens s to n runes by cutting out its middle ("…"), where
+// names that share a prefix and a suffix differ least; wide keeps it whole.
+func middle(s string, n int, wide bool) string {
+	rs := []rune(s)
+	if wide || len(rs) <= n {
+		return s
+	}
+	head := (n - 1) / 2
+	return string(rs[:head]) + "…" + string(rs[len(rs)-(n-1-head):])
+}
+
+// padRight pads s with spaces to n runes.
+func padRight(s string, n int) string {
+	return s + strings.Repeat(" ", max(n-utf8.RuneCountInString(s), 0))
+}
+
+// lineLimit writes lines of at most width runes, marking a cut with "…":
+// the last guard that keeps text tables within 80 columns.
+type lineLimit struct {
+	w     io.Writer
+	width int
+	buf   []byte
+}
+
+func (l *lineLimit) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if _, err := io.WriteString(l.w, truncate(string(l.buf[:i]), l.width)+"\n"); err != nil {
+			return 0, err
+		}
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *lineLimit) flush() {
+	if len(l.buf) > 0 {
+		io.WriteString(l.w, truncate(string(l.buf), l.width))
+		l.buf = nil
 	}
 }
 
@@ -227,6 +478,14 @@ func groupMark(a attest.ArtifactReport, gi int) string {
 		return string(rune('A' + (gi-1)%26))
 	}
 	return string(rune('A' + gi%26))
+}
+
+// pluralVerb is "is" or "are" after a count.
+func pluralVerb(n int) string {
+	if n == 1 {
+		return " is"
+	}
+	return "s are"
 }
 
 func plural(n int) string {

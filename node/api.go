@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -24,7 +25,7 @@ import (
 // apiError is the body of every failed API call.
 type apiError struct {
 	Error string `json:"error"`
-	Kind  string `json:"kind"` // usage, unknown_release, no_builder_key, internal
+	Kind  string `json:"kind"` // usage, unknown_release, no_builder_key, not_found, internal
 }
 
 // VerifyRequest asks the daemon to judge files the CLI hashed.
@@ -119,15 +120,29 @@ func (d *Daemon) apiHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/status/{version}", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		quorum, _ := strconv.Atoi(q.Get("quorum"))
+		quorum, err := quorumParam(q)
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
 		rep, err := n.Status(q.Get("project"), r.PathValue("version"), quorum)
 		reply(w, rep, err)
 	})
 	mux.HandleFunc("GET /v1/releases", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		quorum, _ := strconv.Atoi(q.Get("quorum"))
+		quorum, err := quorumParam(q)
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
 		list, err := n.Releases(q.Get("project"), quorum)
 		reply(w, list, err)
+	})
+	// Everything else: a JSON 404, never the mux's plain-text answer.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(apiError{Error: fmt.Sprintf("no API endpoint %s %s (docs/api.md lists them)", r.Method, r.URL.Path), Kind: "not_found"})
 	})
 	mux.HandleFunc("POST /v1/verify", func(w http.ResponseWriter, r *http.Request) {
 		var req VerifyRequest
@@ -196,6 +211,19 @@ func (d *Daemon) apiHandler() http.Handler {
 		reply(w, struct{}{}, err)
 	})
 	return mux
+}
+
+// quorumParam reads the optional quorum parameter: absent is 0 (the
+// configured quorum); anything but a positive integer is a bad request.
+func quorumParam(q url.Values) (int, error) {
+	if !q.Has("quorum") {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(q.Get("quorum"))
+	if err != nil || v < 1 {
+		return 0, usagef("quorum %q is not a positive integer", q.Get("quorum"))
+	}
+	return v, nil
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

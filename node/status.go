@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rbnode/rbnode/attest"
@@ -110,17 +112,23 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 	return r, nil
 }
 
-// ReleaseSummary is one line of the release list.
+// ReleaseSummary is one line of the release list. Builders, Untrusted
+// and Rejected are the deprecated names of the *_count fields (in
+// `status VERSION --json` the same names are lists).
 type ReleaseSummary struct {
-	Project   string         `json:"project"`
-	Version   string         `json:"version"`
-	Verdict   attest.Verdict `json:"verdict"`
-	Builders  int            `json:"builders"`
-	Artifacts int            `json:"artifacts"`
-	Agreed    int            `json:"artifacts_in_consensus"`
-	Divergent int            `json:"artifacts_divergent"`
-	Untrusted int            `json:"untrusted"`
-	Rejected  int            `json:"rejected"`
+	Project        string         `json:"project"`
+	Version        string         `json:"version"`
+	Verdict        attest.Verdict `json:"verdict"`
+	BuilderCount   int            `json:"builder_count"`
+	TrustedCount   int            `json:"trusted_count"`
+	Artifacts      int            `json:"artifacts"`
+	Agreed         int            `json:"artifacts_in_consensus"`
+	Divergent      int            `json:"artifacts_divergent"`
+	UntrustedCount int            `json:"untrusted_count"`
+	RejectedCount  int            `json:"rejected_count"`
+	Builders       int            `json:"builders"`
+	Untrusted      int            `json:"untrusted"`
+	Rejected       int            `json:"rejected"`
 }
 
 // Releases summarises every release the store knows, for project (all
@@ -134,8 +142,10 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []ReleaseSummary
+	out := []ReleaseSummary{}
+	projects := map[string]bool{}
 	for _, k := range keys {
+		projects[k.Project] = true
 		if project != "" && k.Project != project {
 			continue
 		}
@@ -144,8 +154,9 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 			return nil, err
 		}
 		s := ReleaseSummary{
-			Project: k.Project, Version: k.Version, Verdict: r.Verdict, Builders: len(r.Builders),
-			Artifacts: len(r.Artifacts), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
+			Project: k.Project, Version: k.Version, Verdict: r.Verdict, BuilderCount: len(r.Builders), TrustedCount: r.TrustedCount,
+			Artifacts: len(r.Artifacts), UntrustedCount: len(r.Untrusted), RejectedCount: len(r.Rejected),
+			Builders: len(r.Builders), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
 		}
 		for _, a := range r.Artifacts {
 			switch a.Verdict {
@@ -156,6 +167,9 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 			}
 		}
 		out = append(out, s)
+	}
+	if project != "" && len(out) == 0 && len(projects) > 0 {
+		return nil, usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
 	}
 	return out, nil
 }

@@ -273,7 +273,7 @@ func TestE2EThreeBuilders(t *testing.T) {
 				t.Fatalf("%s: status 0.0.9 does not name %s:\n%s", names[i], name, out)
 			}
 		}
-		if !strings.Contains(out, "cuprated 0.0.9: CONSENSUS (quorum 3, 3 trusted builders)") {
+		if !strings.Contains(out, "cuprated 0.0.9: CONSENSUS (quorum 3, 3 builders attested, 3 trusted)") {
 			t.Fatalf("%s: status 0.0.9:\n%s", names[i], out)
 		}
 	}
