@@ -73,8 +73,9 @@ type ArtifactReport struct {
 	// this artifact.
 	Missing []Builder `json:"missing"`
 	// Differs names the build-environment fields whose values differ
-	// between the builders of a divergent artifact.
-	Differs []string `json:"differs,omitempty"`
+	// between the builders of a divergent artifact: always a list, empty
+	// when nothing differs or nothing was reported (manifests).
+	Differs []string `json:"differs"`
 }
 
 // HashGroup is the trusted builders that claim the same hash for an
@@ -244,7 +245,7 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 				}
 			}
 		}
-		ar := ArtifactReport{Name: art, Hashes: []HashGroup{}, Missing: []Builder{}}
+		ar := ArtifactReport{Name: art, Hashes: []HashGroup{}, Missing: []Builder{}, Differs: []string{}}
 		keys := sortedKeys(groups)
 		sort.SliceStable(keys, func(i, j int) bool { return len(groups[keys[i]]) > len(groups[keys[j]]) })
 		for _, key := range keys {
@@ -300,7 +301,7 @@ func differing(envs map[string]map[string][]string) []string {
 			}
 		}
 	}
-	var out []string
+	out := []string{}
 	for _, k := range sortedKeys(all) {
 		if len(all[k]) > 1 {
 			out = append(out, k)

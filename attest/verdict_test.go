@@ -321,8 +321,17 @@ func TestTallyDiffers(t *testing.T) {
 	if len(x.Hashes) != 2 || x.Hashes[0].Environment["rustc_version"][0] != "rustc 1.84.0" || x.Hashes[1].Environment["rustc_version"][0] != "rustc 1.85.0" {
 		t.Errorf("environments %+v", x.Hashes)
 	}
-	if src := artifact(t, r, "src-0.0.9.tar.gz"); src.Verdict != attest.Consensus || src.Differs != nil {
-		t.Errorf("agreeing artifact: %s, differs %q", src.Verdict, src.Differs)
+	if src := artifact(t, r, "src-0.0.9.tar.gz"); src.Verdict != attest.Consensus || src.Differs == nil || len(src.Differs) != 0 {
+		t.Errorf("agreeing artifact: %s, differs %#v (want an empty list)", src.Verdict, src.Differs)
+	}
+	// Manifests report no environment: a divergent artifact's differs is
+	// an empty list in JSON, never null or absent.
+	m := attest.Tally("bitcoin", "1.0", claims(
+		tallyClaim{doc: 1, builder: "alice", entries: []string{"x-1.0.zip=a"}},
+		tallyClaim{doc: 2, builder: "bob", entries: []string{"x-1.0.zip=b"}},
+	), everyone, 2)
+	if b, _ := json.Marshal(artifact(t, m, "x-1.0.zip")); !strings.Contains(string(b), `"differs":[]`) {
+		t.Errorf("divergent manifest artifact: %s", b)
 	}
 }
 

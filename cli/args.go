@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -68,6 +69,11 @@ func interspersed(app *ucli.App, args []string) []string {
 	}
 	out = append(out[:1:1], append(global, out[1:]...)...)
 	out = append(out, fl...)
+	if slices.ContainsFunc(fl, isHelpFlag) {
+		// `rbnode import PATH --help` is help for import; urfave would
+		// take PATH for a help topic.
+		return out
+	}
 	return append(out, pos...)
 }
 
