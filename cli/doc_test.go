@@ -62,11 +62,7 @@ func docCommands(line string) [][]string {
 	var out [][]string
 	for _, loc := range docCommand.FindAllStringIndex(line, -1) {
 		rest := line[loc[1]:]
-		var segs []string
-		for _, seg := range strings.Split(rest, " | ") {
-			segs = append(segs, seg)
-		}
-		for si, seg := range segs {
+		for si, seg := range strings.Split(rest, " | ") {
 			words := strings.Fields(seg)
 			if si > 0 && (len(words) == 0 || !isCommandWord(words[0])) {
 				break // a real shell pipe
