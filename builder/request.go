@@ -173,7 +173,7 @@ func (r *Request) normalize() error {
 		return usagef("repository: %v", err)
 	}
 	if fi, err := os.Stat(r.Repo); err != nil || !fi.IsDir() {
-		return usagef("repository %s is not a directory", r.Repo)
+		return usagef("repository %s is not a directory", Printable(r.Repo))
 	}
 	if err := attest.CheckName("version", r.Version); err != nil {
 		return usagef("%v", err)
@@ -201,11 +201,6 @@ func (r *Request) normalize() error {
 	}
 	if r.LogDir, err = filepath.Abs(r.LogDir); err != nil {
 		return usagef("log directory: %v", err)
-	}
-	for _, d := range []struct{ what, path string }{{"work", r.WorkDir}, {"log", r.LogDir}} {
-		if within(d.path, r.Repo) {
-			return usagef("%s directory %s is inside the repository %s, whose working tree a build never touches", d.what, d.path, r.Repo)
-		}
 	}
 	if r.Pipeline != "" {
 		if r.GuixSystem != "" || r.Target != "" {
@@ -259,10 +254,10 @@ func emptyOrMissing(dir string) error {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
-		return usagef("work directory %s is not a directory", dir)
+		return usagef("work directory %s is not a directory", Printable(dir))
 	}
 	if _, err := f.Readdirnames(1); !errors.Is(err, io.EOF) {
-		return usagef("work directory %s is not empty; give each build its own", dir)
+		return usagef("work directory %s is not empty; give each build its own", Printable(dir))
 	}
 	return nil
 }
