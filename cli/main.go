@@ -127,7 +127,8 @@ func classify(err error) (int, string) {
 	var ce *builder.CheckError
 	var se *builder.StageError
 	switch {
-	case errors.Is(err, builder.ErrNoGuix), errors.Is(err, builder.ErrUsage), errors.Is(err, builder.ErrUnknownRelease):
+	case errors.Is(err, builder.ErrNoGuix), errors.Is(err, builder.ErrUsage), errors.Is(err, builder.ErrUnknownRelease),
+		errors.Is(err, builder.ErrNoPipeline):
 		return ExitUsage, builder.Hint(err)
 	case errors.As(err, &ce):
 		return ExitNegative, builder.Hint(err)

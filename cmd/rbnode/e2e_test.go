@@ -246,6 +246,15 @@ func TestE2EThreeBuilders(t *testing.T) {
 			t.Fatalf("%s build 0.0.9: %v\n%s", names[i], err, out)
 		}
 	}
+	// The builds ran in the stand-in's container, which shows the
+	// scripts nothing but their own clone.
+	logs, _ := filepath.Glob(filepath.Join(homes[0], "builds", "0.0.9-*", "logs", "guix-build.log"))
+	if len(logs) != 1 {
+		t.Fatalf("guix-build logs %v", logs)
+	}
+	if b, err := os.ReadFile(logs[0]); err != nil || !strings.Contains(string(b), "guix shell: stand-in container (") {
+		t.Fatalf("guix-build did not run in the stand-in's container: %v\n%s", err, b)
+	}
 	// What rbnode build signed, gpg accepts.
 	gnupg := t.TempDir()
 	gpg := func(args ...string) (string, error) {
