@@ -321,9 +321,9 @@ func (b *build) keepEvidence() {
 	}
 }
 
-// guix runs the three Cuprate scripts in the worktree. Their output
+// guix runs the three Cuprate scripts in the clone. Their output
 // directory must lie inside the repository (the scripts refuse anything
-// else), so it is the worktree's contrib/guix/out, moved to WorkDir/out
+// else), so it is the clone's contrib/guix/out, moved to WorkDir/out
 // afterwards, also when a stage failed, for inspection.
 func (b *build) guix(ctx context.Context) (err error) {
 	req := b.req
@@ -379,7 +379,7 @@ func distsrcIn(path, out string) error {
 	return nil
 }
 
-// pipeline runs the generic command in the worktree, OUT_DIR outside it.
+// pipeline runs the generic command in the clone, OUT_DIR outside it.
 func (b *build) pipeline(ctx context.Context) error {
 	if err := os.Mkdir(b.out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", Printable(b.out), err)

@@ -52,7 +52,7 @@ func TestBuildStageFails(t *testing.T) {
 	if rec.Status != StatusFailed || rec.Error != want || last.Stage != StageChecksums || last.ExitCode != 1 || res.Signed != nil {
 		t.Errorf("record %+v", rec)
 	}
-	// The partial outputs stay for inspection; the worktree does not.
+	// The partial outputs stay for inspection; the clone does not.
 	if rec.OutDir != filepath.Join(work, "out") {
 		t.Errorf("record's out dir %q", rec.OutDir)
 	}
@@ -60,7 +60,7 @@ func TestBuildStageFails(t *testing.T) {
 		t.Error(err)
 	}
 	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("worktree left: %v", err)
+		t.Errorf("clone left: %v", err)
 	}
 	noFiles(t, sig.Dest)
 }
@@ -88,7 +88,7 @@ func TestBuildNoGuix(t *testing.T) {
 
 // TestBuildCancel cancels a build while guix-build hangs with two
 // children, one of which ignores SIGTERM: every process of the stage is
-// gone afterwards, the worktree is removed and nothing is signed.
+// gone afterwards, the clone is removed and nothing is signed.
 func TestBuildCancel(t *testing.T) {
 	t.Parallel()
 	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
@@ -140,7 +140,7 @@ func TestBuildCancel(t *testing.T) {
 		t.Errorf("stages %+v", s)
 	}
 	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("worktree left: %v", err)
+		t.Errorf("clone left: %v", err)
 	}
 	noFiles(t, sig.Dest)
 }
@@ -364,7 +364,7 @@ func TestBuildWorkDirInRepo(t *testing.T) {
 	}
 }
 
-// TestBuildPipeline runs a generic pipeline command in a clean worktree
+// TestBuildPipeline runs a generic pipeline command in a clean clone
 // and signs its SHA256SUMS in the guix.sigs layout.
 func TestBuildPipeline(t *testing.T) {
 	t.Parallel()

@@ -24,7 +24,7 @@ func buildCommand() *ucli.Command {
 		Usage:     "build a release through the Guix pipeline (or --pipeline), check it, sign the attestation, store and publish it",
 		ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "repo", Usage: "the Cuprate checkout (never modified: the build uses a separate worktree)", Value: "."},
+			&ucli.StringFlag{Name: "repo", Usage: "the Cuprate checkout (only read: the build clones it)", Value: "."},
 			&ucli.StringFlag{Name: "commit", Usage: "build this commit instead of the release tag"},
 			&ucli.StringFlag{Name: "tag-pattern", Usage: "how release tags are named", Value: builder.DefaultTagPattern},
 			&ucli.StringFlag{Name: "pipeline", Usage: "run `COMMAND` (sh -c, with OUT_DIR, VERSION, COMMIT) instead of the Guix scripts, for another project"},
@@ -90,7 +90,7 @@ func storeSigned(c *ucli.Context, n backend, s *builder.Signed, rec *builder.Rec
 	if rec != nil {
 		printBuild(c.App.Writer, rec)
 	}
-	fmt.Fprintf(c.App.Writer, "signed: %s\n        %s\n", s.Path, s.SigPath)
+	fmt.Fprintf(c.App.Writer, "signed: %s\n        %s\n", builder.Printable(s.Path), builder.Printable(s.SigPath))
 	if _, ok := n.(local); ok {
 		fmt.Fprintln(c.App.Writer, "stored; no daemon is running, so it is not gossiped yet (start rbnode daemon)")
 	} else {

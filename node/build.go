@@ -89,7 +89,7 @@ func RunBuild(ctx context.Context, home string, req BuildRequest, now func() tim
 		// A ref (HEAD, a branch, a tag): the builder takes only hashes.
 		out, err := exec.CommandContext(ctx, "git", "-C", req.Repo, "rev-parse", "--verify", "--quiet", "--end-of-options", req.Commit+"^{commit}").Output()
 		if err != nil {
-			return &builder.Result{}, usagef("--commit %s names no commit in %s", req.Commit, req.Repo)
+			return &builder.Result{}, usagef("--commit %s names no commit in %s", builder.Printable(req.Commit), builder.Printable(req.Repo))
 		}
 		req.Commit = strings.TrimSpace(string(out))
 	}
