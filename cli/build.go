@@ -269,8 +269,15 @@ func followBuild(c *ucli.Context) error {
 		fmt.Fprintln(w, "no build is running (rbnode builds lists the finished ones)")
 		return nil
 	}
+	// Main buffers stdout; a follower must show each line as it comes.
+	flush := func() {
+		if f, ok := w.(interface{ Flush() error }); ok {
+			_ = f.Flush()
+		}
+	}
 	fmt.Fprintf(w, "following build %s (pid %d) in %s\n", builder.Printable(live.Version), live.PID, builder.Printable(live.WorkDir))
 	return node.FollowBuild(c.Context, live.WorkDir, 200*time.Millisecond, 10, func(e node.FollowEvent) {
+		defer flush()
 		now := time.Now()
 		switch {
 		case e.Done && e.State.Gone:

@@ -415,3 +415,64 @@ func TestE2EOwnReleaseIsReproducible(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 }
+
+// TestE2EBuildFollow: a real `rbnode build` without a terminal says every
+// --heartbeat which stage it is in and what it last wrote; a second
+// process, `rbnode builds --follow`, shows that stage and its log as it
+// grows, and ends when the build is interrupted.
+func TestE2EBuildFollow(t *testing.T) {
+	home := t.TempDir()
+	repo := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	must(t, home, "key", "generate", "--name", "follower", "--email", "f@example.org")
+	env := append(os.Environ(), "RBNODE_HOME="+home, fakeGuixPath(t), "STANDIN_HANG=build")
+
+	build := exec.Command(rbnodeBin, "build", "0.0.9", "--repo", repo, "--heartbeat", "100ms")
+	build.Env = env
+	buildOut := &logBuffer{}
+	build.Stdout, build.Stderr = buildOut, buildOut
+	if err := build.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if build.ProcessState == nil {
+			build.Process.Kill()
+			build.Wait()
+		}
+	})
+	eventually(t, time.Minute, "a heartbeat of the hanging guix-build", func() bool {
+		return strings.Contains(buildOut.String(), "build: guix-build running for ") &&
+			strings.Contains(buildOut.String(), "): stand-in: build is hanging")
+	})
+
+	follow := exec.Command(rbnodeBin, "builds", "--follow")
+	follow.Env = env
+	followOut := &logBuffer{}
+	follow.Stdout, follow.Stderr = followOut, followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if follow.ProcessState == nil {
+			follow.Process.Kill()
+			follow.Wait()
+		}
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("build:\n%s\nfollow:\n%s", buildOut, followOut)
+		}
+	}()
+	eventually(t, time.Minute, "builds --follow to show the stage and the log", func() bool {
+		out := followOut.String()
+		return strings.Contains(out, "following build 0.0.9 (pid ") && strings.Contains(out, "== guix-build, running for ") &&
+			strings.Contains(out, "\nstand-in: build is hanging")
+	})
+
+	build.Process.Signal(syscall.SIGINT)
+	if err := build.Wait(); exitCode(err) != 3 {
+		t.Fatalf("interrupted build: %v\n%s", err, buildOut)
+	}
+	if err := follow.Wait(); err != nil || !strings.Contains(followOut.String(), "== build 0.0.9 ended after ") {
+		t.Fatalf("builds --follow: %v\n%s", err, followOut)
+	}
+}
