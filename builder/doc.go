@@ -31,5 +31,5 @@
 // *CheckError (file, rule, detail); Hint gives the line a user can act on.
 //
 // builder imports attest and nothing else of rbnode; node and cli import
-// builder. docs/builder-draft.md describes the API and how to wire it.
+// builder. docs/builder.md describes the API and how to wire it.
 package builder
