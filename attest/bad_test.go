@@ -296,12 +296,13 @@ func TestSanitizeBuilderID(t *testing.T) {
 		"a/b":          "a_b",
 		"/etc/passwd":  "_etc_passwd",
 		"a\x00b":       "a_b",
-		"Zoë 🚀":        "Zo___",
+		"Zoë 🚀":        "Zo_______", // per byte, as tr -c: ë is 2, 🚀 4
+		"Zoë ☃":        "Zo______",
 		"...":          "...",
 		"bob@host:1":   "bob_host_1",
 		"A+b_c.d-e":    "A+b_c.d-e",
 		"tab\there\n":  "tab_here_",
-		"\u202eevil\t": "_evil_",
+		"\u202eevil\t": "___evil_",
 	} {
 		got, err := attest.SanitizeBuilderID(in)
 		if err != nil || got != want {

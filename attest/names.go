@@ -50,9 +50,11 @@ func nameByte(c byte) bool {
 // still has to pass CheckName ("." and ".." are refused, not rewritten).
 func SanitizeBuilderID(id string) (string, error) {
 	var b strings.Builder
-	for _, r := range id {
-		if r < 0x80 && nameByte(byte(r)) {
-			b.WriteRune(r)
+	// Per byte, as `tr -c` does: a character of n UTF-8 bytes becomes n
+	// underscores.
+	for i := 0; i < len(id); i++ {
+		if nameByte(id[i]) {
+			b.WriteByte(id[i])
 		} else {
 			b.WriteByte('_')
 		}

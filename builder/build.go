@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,14 +21,16 @@ type Result struct {
 	Signed *Signed
 }
 
-// Build builds one release: it makes a clean git worktree of the release
-// commit under req.WorkDir, runs the Cuprate Guix pipeline (guix-mk-distsrc,
+// Build builds one release: it makes a clean, self-contained git clone of
+// the release commit under req.WorkDir, runs the Cuprate Guix pipeline (guix-mk-distsrc,
 // guix-build, guix-checksums) or req.Pipeline in it, moves the outputs to
-// WorkDir/out, removes the worktree, checks the outputs against the
+// WorkDir/out, keeps what a failed build left in contrib/guix/.work as
+// WorkDir/evidence, removes the clone, checks the outputs against the
 // pipeline's contract and, if req.Sign is set, signs them.
 //
 // The Result is never nil: on failure its Record says what ran and why it
 // stopped. Errors: ErrUsage (the request), ErrNoGuix, ErrUnknownRelease,
+// ErrNoPipeline,
 // *StageError (a subprocess; cancellation and timeouts included),
 // *CheckError (the outputs; nothing signed), or an I/O error.
 func Build(ctx context.Context, req Request) (*Result, error) {
@@ -79,12 +82,15 @@ type build struct {
 	r      *runner
 	commit string
 	time   string // the commit's time, seconds since the epoch
-	src    string // the worktree
+	src    string // the build's clone
 	out    string // WorkDir/out
 }
 
 func (b *build) run(ctx context.Context) (err error) {
 	req := b.req
+	if err := b.checkRepo(ctx); err != nil {
+		return err
+	}
 	if req.Pipeline == "" {
 		if _, err := lookPath("guix", req.Env); err != nil {
 			return fmt.Errorf("build %s: %w", req.Version, ErrNoGuix)
@@ -92,7 +98,7 @@ func (b *build) run(ctx context.Context) (err error) {
 	}
 	for _, d := range []string{req.WorkDir, req.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
+			return fmt.Errorf("create %s: %w", Printable(d), err)
 		}
 	}
 	b.src = filepath.Join(req.WorkDir, "src")
@@ -100,8 +106,7 @@ func (b *build) run(ctx context.Context) (err error) {
 	if err := b.resolve(ctx); err != nil {
 		return err
 	}
-	// Hooks of the user's repository do not run in the build's worktree.
-	err = b.git(ctx, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "--quiet", b.src, b.commit)
+	err = b.clone(ctx)
 	if err == nil {
 		if req.Pipeline == "" {
 			err = b.guix(ctx)
@@ -110,7 +115,10 @@ func (b *build) run(ctx context.Context) (err error) {
 		}
 	}
 	if _, serr := os.Lstat(b.src); serr == nil {
-		if cerr := b.removeWorktree(ctx); err == nil {
+		if err != nil {
+			b.keepEvidence()
+		}
+		if cerr := b.removeClone(ctx); err == nil {
 			err = cerr
 		}
 	}
@@ -152,6 +160,48 @@ func (b *build) run(ctx context.Context) (err error) {
 	return nil
 }
 
+// checkRepo makes sure Repo is a git repository and that the work and log
+// directories lie outside both its working tree (found from its top level,
+// Repo may be a subdirectory) and its git directory.
+func (b *build) checkRepo(ctx context.Context) error {
+	req := b.req
+	gitPath, err := lookPath("git", req.Env)
+	if err != nil {
+		return fmt.Errorf("find git: %w", err)
+	}
+	revParse := func(args ...string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, req.Timeouts.Git)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, gitPath, append([]string{"-C", req.Repo, "rev-parse", "--path-format=absolute"}, args...)...)
+		cmd.Env = req.Env
+		out, err := cmd.Output()
+		return strings.Split(strings.TrimSpace(string(out)), "\n"), err
+	}
+	dirs, err := revParse("--is-bare-repository", "--git-common-dir")
+	if err != nil || len(dirs) != 2 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return usagef("%s is not a git repository", Printable(req.Repo))
+	}
+	bare, roots := dirs[0] == "true", dirs[1:]
+	if !bare {
+		top, err := revParse("--show-toplevel")
+		if err != nil {
+			return fmt.Errorf("find the top of %s: %w", Printable(req.Repo), err)
+		}
+		roots = append(top, roots...)
+	}
+	for _, root := range roots {
+		for _, d := range []struct{ what, path string }{{"work", req.WorkDir}, {"log", req.LogDir}} {
+			if within(d.path, root) {
+				return usagef("%s directory %s is inside the repository %s, which a build never writes to", d.what, Printable(d.path), Printable(root))
+			}
+		}
+	}
+	return nil
+}
+
 // resolve finds the commit to build: the explicit one, or the tag's.
 func (b *build) resolve(ctx context.Context) error {
 	req := b.req
@@ -164,9 +214,9 @@ func (b *build) resolve(ctx context.Context) error {
 	out, err := b.gitOut(ctx, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
 	if errExit(err, 1) {
 		if req.Commit != "" {
-			return fmt.Errorf("commit %s in %s: %w", req.Commit, req.Repo, ErrUnknownRelease)
+			return fmt.Errorf("commit %s in %s: %w", req.Commit, Printable(req.Repo), ErrUnknownRelease)
 		}
-		return fmt.Errorf("tag %s in %s: %w", b.res.Record.Tag, req.Repo, ErrUnknownRelease)
+		return fmt.Errorf("tag %s in %s: %w", Printable(b.res.Record.Tag), Printable(req.Repo), ErrUnknownRelease)
 	}
 	if err != nil {
 		return err
@@ -179,13 +229,23 @@ func (b *build) resolve(ctx context.Context) error {
 	if b.time, err = b.gitOut(ctx, "show", "-s", "--format=%ct", out); err != nil {
 		return err
 	}
+	if req.Pipeline == "" {
+		// Cuprate's releases up to 0.0.9 have no pipeline (PR 615 was
+		// closed): say so rather than fail to exec a missing script.
+		has, err := b.gitOut(ctx, "ls-tree", "--name-only", out, "--", pipelineScript)
+		if err != nil {
+			return err
+		}
+		if has != pipelineScript {
+			return fmt.Errorf("%s has no %s: %w", out, pipelineScript, ErrNoPipeline)
+		}
+	}
 	return nil
 }
 
-func (b *build) git(ctx context.Context, args ...string) error {
-	_, err := b.gitOut(ctx, args...)
-	return err
-}
+// pipelineScript is the script whose presence marks a commit that has
+// Cuprate's Guix pipeline.
+const pipelineScript = "contrib/guix/guix-build"
 
 func (b *build) gitOut(ctx context.Context, args ...string) (string, error) {
 	return b.r.run(ctx, command{
@@ -196,30 +256,74 @@ func (b *build) gitOut(ctx context.Context, args ...string) (string, error) {
 	})
 }
 
-// removeWorktree removes the worktree even when ctx is done, falling back
-// to deleting it and pruning git's record of it.
-func (b *build) removeWorktree(ctx context.Context) error {
-	ctx = context.WithoutCancel(ctx)
+// clone makes the build's own clone of the release commit at b.src. Its
+// .git lies inside it, so git works in a container that sees only b.src
+// (a worktree's .git would point into the user's repository). --no-local
+// copies the objects instead of borrowing them through alternates, for the
+// same reason. Hooks never run in it, and the user's repository is only
+// read.
+func (b *build) clone(ctx context.Context) error {
+	src := func(args ...string) error {
+		_, err := b.r.run(ctx, command{
+			stage: StageSource, argv: append([]string{"git", "-C", b.src, "-c", "core.hooksPath=/dev/null"}, args...),
+			dir: b.req.WorkDir, timeout: b.req.Timeouts.Git,
+		})
+		return err
+	}
 	_, err := b.r.run(ctx, command{
-		stage: StageCleanup, argv: []string{"git", "-C", b.req.Repo, "worktree", "remove", "--force", b.src},
-		dir: b.req.Repo, timeout: b.req.Timeouts.Git,
+		stage: StageSource,
+		argv: []string{"git", "clone", "--quiet", "--no-local", "--no-checkout", "--template=",
+			"--config", "core.hooksPath=/dev/null", "--", b.req.Repo, b.src},
+		dir: b.req.WorkDir, timeout: b.req.Timeouts.Git,
+	})
+	if err != nil {
+		return err
+	}
+	if errExit(src("rev-parse", "--quiet", "--verify", b.commit+"^{commit}"), 1) {
+		// Not reachable from the repository's refs (a commit given by
+		// hash that no branch or tag holds): fetch it by name.
+		err = src("fetch", "--quiet", "--no-tags",
+			"--upload-pack=git -c uploadpack.allowAnySHA1InWant=true upload-pack", "origin", b.commit)
+		if err != nil {
+			return err
+		}
+	}
+	return src("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", b.commit)
+}
+
+// removeClone deletes the build's clone even when ctx is done.
+func (b *build) removeClone(ctx context.Context) error {
+	_, err := b.r.run(context.WithoutCancel(ctx), command{
+		stage: StageCleanup, argv: []string{"rm", "-rf", "--", b.src},
+		dir: b.req.WorkDir, timeout: b.req.Timeouts.Git,
 	})
 	if err == nil {
 		return nil
 	}
 	if rerr := os.RemoveAll(b.src); rerr != nil {
-		return fmt.Errorf("remove worktree %s: %w", b.src, rerr)
+		return fmt.Errorf("remove the build's clone %s: %w", Printable(b.src), rerr)
 	}
-	_, err = b.r.run(ctx, command{
-		stage: StageCleanup, argv: []string{"git", "-C", b.req.Repo, "worktree", "prune"},
-		dir: b.req.Repo, timeout: b.req.Timeouts.Git,
-	})
-	return err
+	return nil
 }
 
-// guix runs the three Cuprate scripts in the worktree. Their output
+// keepEvidence moves what a failed Guix build left in the clone's
+// contrib/guix/.work (the scripts keep their build trees there on failure)
+// to WorkDir/evidence, before the clone is deleted.
+func (b *build) keepEvidence() {
+	work := filepath.Join(b.src, "contrib", "guix", ".work")
+	entries, err := os.ReadDir(work)
+	if err != nil || len(entries) == 0 {
+		return
+	}
+	dst := filepath.Join(b.req.WorkDir, EvidenceDir)
+	if err := os.Rename(work, dst); err == nil {
+		b.res.Record.Evidence = dst
+	}
+}
+
+// guix runs the three Cuprate scripts in the clone. Their output
 // directory must lie inside the repository (the scripts refuse anything
-// else), so it is the worktree's contrib/guix/out, moved to WorkDir/out
+// else), so it is the clone's contrib/guix/out, moved to WorkDir/out
 // afterwards, also when a stage failed, for inspection.
 func (b *build) guix(ctx context.Context) (err error) {
 	req := b.req
@@ -270,15 +374,15 @@ func distsrcIn(path, out string) error {
 	}
 	realPath, err := filepath.EvalSymlinks(path)
 	if err != nil || filepath.Dir(realPath) != realOut {
-		return checkErr(name, RuleMissing, err, "guix-mk-distsrc printed %q as the distsrc (its last line of output), which is not a file in %s", path, out)
+		return checkErr(name, RuleMissing, err, "guix-mk-distsrc printed %q as the distsrc (its last line of output), which is not a file in %s", path, Printable(out))
 	}
 	return nil
 }
 
-// pipeline runs the generic command in the worktree, OUT_DIR outside it.
+// pipeline runs the generic command in the clone, OUT_DIR outside it.
 func (b *build) pipeline(ctx context.Context) error {
 	if err := os.Mkdir(b.out, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", b.out, err)
+		return fmt.Errorf("create %s: %w", Printable(b.out), err)
 	}
 	_, err := b.r.run(ctx, command{
 		stage: StagePipeline,

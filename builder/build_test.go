@@ -126,12 +126,16 @@ func TestBuildReproducible(t *testing.T) {
 			t.Errorf("%s: document parse: %v %+v", r.id, err, p)
 		}
 
-		// The worktree is gone, from disk and from git; the outputs stay.
+		// The clone is gone, the user's repository has no worktree or
+		// remote added; the outputs stay.
 		if _, err := os.Stat(filepath.Join(rec.WorkDir, "src")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s: worktree still on disk: %v", r.id, err)
+			t.Errorf("%s: clone still on disk: %v", r.id, err)
 		}
 		if wt, _ := git(r.repo, date009, "worktree", "list", "--porcelain"); strings.Count(wt, "worktree ") != 1 {
-			t.Errorf("%s: git still lists a worktree:\n%s", r.id, wt)
+			t.Errorf("%s: git lists a worktree:\n%s", r.id, wt)
+		}
+		if remotes, _ := git(r.repo, date009, "remote"); remotes != "" {
+			t.Errorf("%s: the repository has remotes %q", r.id, remotes)
 		}
 		if _, err := os.Stat(filepath.Join(rec.OutDir, artifact009)); err != nil {
 			t.Error(err)

@@ -4,8 +4,10 @@
 // Signer. It owns no keys and never touches the network: it does not fetch,
 // and it does not publish what it signs.
 //
-// Build is the whole job: a git worktree of the release commit under the
-// request's work directory (the user's checkout is never touched), then
+// Build is the whole job: a self-contained git clone of the release commit
+// under the request's work directory (the user's checkout is only read;
+// the clone's .git lies inside it, so git works in a Guix container that
+// sees nothing else), then
 // contrib/guix/guix-mk-distsrc, guix-build and guix-checksums, each in its
 // own process group with a timeout and a log, cancelled by SIGTERM and then
 // SIGKILL to the whole group. The outputs are checked (SHA256SUMS and the
@@ -29,5 +31,5 @@
 // *CheckError (file, rule, detail); Hint gives the line a user can act on.
 //
 // builder imports attest and nothing else of rbnode; node and cli import
-// builder. docs/builder-draft.md describes the API and how to wire it.
+// builder. docs/builder.md describes the API and how to wire it.
 package builder

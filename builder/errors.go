@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrNoGuix is returned (wrapped) when the Cuprate Guix pipeline is asked
@@ -20,6 +24,10 @@ var ErrUsage = errors.New("invalid build request")
 // ErrUnknownRelease is wrapped when the release tag of a version, or an
 // explicit commit, is not in the repository. The builder never fetches.
 var ErrUnknownRelease = errors.New("release not found in the repository")
+
+// ErrNoPipeline is wrapped when the commit to build has no
+// contrib/guix/guix-build. Nothing has been run but git.
+var ErrNoPipeline = errors.New("this release predates the pipeline")
 
 // ErrTimeout is wrapped by a StageError when the stage ran out of its time.
 var ErrTimeout = errors.New("timed out")
@@ -47,7 +55,7 @@ func (e *StageError) Error() string {
 	default:
 		what = e.Err.Error()
 	}
-	msg := fmt.Sprintf("stage %s %s (log: %s)", e.Stage, what, e.Log)
+	msg := fmt.Sprintf("stage %s %s (log: %s)", e.Stage, what, Printable(e.Log))
 	if e.LastLine != "" {
 		msg += fmt.Sprintf(": %q", e.LastLine)
 	}
@@ -85,7 +93,7 @@ type CheckError struct {
 }
 
 func (e *CheckError) Error() string {
-	return fmt.Sprintf("check %s: %s: %s", e.File, e.Rule, e.Detail)
+	return fmt.Sprintf("check %s: %s: %s", Printable(e.File), e.Rule, e.Detail)
 }
 
 func (e *CheckError) Unwrap() error { return e.Err }
@@ -102,18 +110,30 @@ func Hint(err error) string {
 	switch {
 	case errors.Is(err, ErrNoGuix):
 		return "install GNU Guix (https://guix.gnu.org/manual/en/html_node/Binary-Installation.html) and put guix on PATH, or build another project with --pipeline COMMAND"
+	case errors.Is(err, ErrNoPipeline):
+		return "build a commit that has the pipeline (--commit COMMIT), or give the build command with --pipeline COMMAND"
 	case errors.Is(err, ErrUnknownRelease):
 		return "fetch the release tags into the checkout (git fetch --tags) or pass --commit; rbnode never fetches"
 	case errors.As(err, &se):
 		if errors.Is(err, ErrTimeout) {
-			return "raise the stage's timeout, or read its log: " + se.Log
+			return "raise the stage's timeout, or read its log: " + Printable(se.Log)
 		}
 		if errors.Is(err, context.Canceled) {
 			return ""
 		}
-		return "read the stage's log: " + se.Log
+		return "read the stage's log: " + Printable(se.Log)
 	case errors.As(err, &ce):
-		return "the pipeline's outputs break its contract, so nothing was signed; inspect " + filepath.ToSlash(ce.File) + " in the output directory"
+		return "the pipeline's outputs break its contract, so nothing was signed; inspect " + Printable(filepath.ToSlash(ce.File)) + " in the output directory"
 	}
 	return ""
+}
+
+// Printable returns s as it is when every character prints plainly, else
+// Go-quoted, so that a file name with control characters (a newline, an
+// escape sequence) cannot forge or hide a line of a message or a listing.
+func Printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }

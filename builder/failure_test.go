@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func TestBuildStageFails(t *testing.T) {
 	if rec.Status != StatusFailed || rec.Error != want || last.Stage != StageChecksums || last.ExitCode != 1 || res.Signed != nil {
 		t.Errorf("record %+v", rec)
 	}
-	// The partial outputs stay for inspection; the worktree does not.
+	// The partial outputs stay for inspection; the clone does not.
 	if rec.OutDir != filepath.Join(work, "out") {
 		t.Errorf("record's out dir %q", rec.OutDir)
 	}
@@ -59,7 +60,7 @@ func TestBuildStageFails(t *testing.T) {
 		t.Error(err)
 	}
 	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("worktree left: %v", err)
+		t.Errorf("clone left: %v", err)
 	}
 	noFiles(t, sig.Dest)
 }
@@ -87,7 +88,7 @@ func TestBuildNoGuix(t *testing.T) {
 
 // TestBuildCancel cancels a build while guix-build hangs with two
 // children, one of which ignores SIGTERM: every process of the stage is
-// gone afterwards, the worktree is removed and nothing is signed.
+// gone afterwards, the clone is removed and nothing is signed.
 func TestBuildCancel(t *testing.T) {
 	t.Parallel()
 	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
@@ -139,7 +140,7 @@ func TestBuildCancel(t *testing.T) {
 		t.Errorf("stages %+v", s)
 	}
 	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("worktree left: %v", err)
+		t.Errorf("clone left: %v", err)
 	}
 	noFiles(t, sig.Dest)
 }
@@ -300,8 +301,6 @@ func TestBuildUsage(t *testing.T) {
 		{"bad commit", Request{Repo: repo, Version: "1", Commit: "--help", WorkDir: work()}, `commit "--help" is not 4 to 40 hex digits`},
 		{"no work dir", Request{Repo: repo, Version: "1"}, "a work directory is required"},
 		{"work dir in use", Request{Repo: repo, Version: "1", WorkDir: busy}, "work directory " + busy + " is not empty; give each build its own"},
-		{"work dir in the checkout", Request{Repo: repo, Version: "1", WorkDir: filepath.Join(repo, "build")}, "work directory " + filepath.Join(repo, "build") + " is inside the repository " + repo + ", whose working tree a build never touches"},
-		{"log dir is the checkout", Request{Repo: repo, Version: "1", WorkDir: work(), LogDir: repo}, "log directory " + repo + " is inside the repository " + repo + ", whose working tree a build never touches"},
 		{"option as target", Request{Repo: repo, Version: "1", WorkDir: work(), Target: "--help"}, `target "--help" starts with '-'`},
 		{"tag pattern", Request{Repo: repo, Version: "1", WorkDir: work(), TagPattern: "v"}, `tag pattern "v" has no {version}`},
 		{"target with pipeline", Request{Repo: repo, Version: "1", WorkDir: work(), Pipeline: "make", Target: "x"}, "--guix-system and --target apply to the Guix pipeline, not to a --pipeline command"},
@@ -324,7 +323,48 @@ func TestBuildUsage(t *testing.T) {
 	}
 }
 
-// TestBuildPipeline runs a generic pipeline command in a clean worktree
+// TestBuildWorkDirInRepo: the work and log directories must lie outside
+// the repository's working tree and git directory, whatever directory of
+// it Repo names; the error names the repository, and a directory that is
+// no repository is said to be none.
+func TestBuildWorkDirInRepo(t *testing.T) {
+	t.Parallel()
+	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	sub := filepath.Join(repo, "binaries")
+	plain := t.TempDir()
+	work := func() string { return filepath.Join(t.TempDir(), "w") }
+	for _, c := range []struct {
+		name string
+		req  Request
+		msg  string
+	}{
+		{"in the working tree", Request{Repo: repo, WorkDir: filepath.Join(repo, "build")},
+			"work directory " + filepath.Join(repo, "build") + " is inside the repository " + repo + ", which a build never writes to"},
+		{"repo named by a subdirectory", Request{Repo: sub, WorkDir: filepath.Join(repo, "build")},
+			"work directory " + filepath.Join(repo, "build") + " is inside the repository " + repo + ", which a build never writes to"},
+		{"log dir in .git", Request{Repo: repo, WorkDir: work(), LogDir: filepath.Join(repo, ".git", "logs", "b")},
+			"log directory " + filepath.Join(repo, ".git", "logs", "b") + " is inside the repository " + repo + ", which a build never writes to"},
+		{"not a repository", Request{Repo: plain, WorkDir: filepath.Join(plain, "w")}, plain + " is not a git repository"},
+		{"control characters", Request{Repo: repo, WorkDir: filepath.Join(repo, "b\x1b[2Jx\n")},
+			"work directory " + strconv.Quote(filepath.Join(repo, "b\x1b[2Jx\n")) + " is inside the repository " + repo + ", which a build never writes to"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.req.Version, c.req.Env = version009, buildEnv()
+			res, err := Build(t.Context(), c.req)
+			if !errors.Is(err, ErrUsage) || err.Error() != c.msg+": invalid build request" {
+				t.Fatalf("error\n  %v\nwant\n  %s: invalid build request", err, c.msg)
+			}
+			if len(res.Record.Stages) != 0 {
+				t.Errorf("ran %+v", res.Record.Stages)
+			}
+			if _, err := os.Stat(c.req.WorkDir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("work directory made: %v", err)
+			}
+		})
+	}
+}
+
+// TestBuildPipeline runs a generic pipeline command in a clean clone
 // and signs its SHA256SUMS in the guix.sigs layout.
 func TestBuildPipeline(t *testing.T) {
 	t.Parallel()
@@ -430,5 +470,70 @@ func TestBuildTargetAndSystem(t *testing.T) {
 		if s.Stage == StageBuild && !strings.HasSuffix(strings.Join(s.Command, " "), "--guix-system i686-linux --target x86_64-unknown-linux-musl") {
 			t.Errorf("guix-build ran as %v", s.Command)
 		}
+	}
+}
+
+// TestBuildNoPipeline: a commit without contrib/guix/guix-build (Cuprate's
+// releases up to 0.0.9) is refused before anything but git runs, with a
+// hint to pick a commit that has the pipeline or to give one.
+func TestBuildNoPipeline(t *testing.T) {
+	t.Parallel()
+	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	for _, args := range [][]string{{"rm", "-q", "-r", "contrib/guix"}, {"commit", "-q", "-m", "no pipeline"}} {
+		if _, err := git(repo, date010, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit, err := git(repo, date010, "rev-parse", "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	res, err := Build(t.Context(), Request{Repo: repo, Version: version010, Commit: commit, WorkDir: work, Env: buildEnv()})
+	want := commit + " has no contrib/guix/guix-build: this release predates the pipeline"
+	if !errors.Is(err, ErrNoPipeline) || err.Error() != want {
+		t.Fatalf("error\n  %v\nwant\n  %s", err, want)
+	}
+	if h := Hint(err); !strings.Contains(h, "--commit") || !strings.Contains(h, "--pipeline") {
+		t.Errorf("hint %q", h)
+	}
+	for _, s := range res.Record.Stages {
+		if s.Stage != StageSource || s.Command[0] != "git" || slices.Contains(s.Command, "clone") {
+			t.Errorf("ran %v", s.Command)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a clone was made: %v", err)
+	}
+}
+
+// TestBuildKeepsEvidence: when guix-build fails, the build tree it left in
+// contrib/guix/.work is moved to the work directory's evidence/ before the
+// clone is deleted, and the record names it.
+func TestBuildKeepsEvidence(t *testing.T) {
+	t.Parallel()
+	repo, _ := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	work := filepath.Join(t.TempDir(), "work")
+	res, err := Build(t.Context(), Request{Repo: repo, Version: version009, WorkDir: work, Env: buildEnv("STANDIN_FAIL=build")})
+	var se *StageError
+	if !errors.As(err, &se) || se.Stage != StageBuild {
+		t.Fatalf("error %v, want guix-build to fail", err)
+	}
+	want := filepath.Join(work, EvidenceDir)
+	if res.Record.Evidence != want {
+		t.Fatalf("record's evidence %q, want %s", res.Record.Evidence, want)
+	}
+	trees, _ := filepath.Glob(filepath.Join(want, "guix-build-src.*", "src", "binaries", "cuprated", "src", "main.c"))
+	if len(trees) != 1 {
+		t.Errorf("evidence holds %v, want guix-build's source tree", trees)
+	}
+	if _, err := os.Stat(filepath.Join(work, "src")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("clone left: %v", err)
+	}
+
+	// A good build keeps none.
+	ok, err := Build(t.Context(), Request{Repo: repo, Version: version009, WorkDir: filepath.Join(t.TempDir(), "work"), Env: buildEnv()})
+	if err != nil || ok.Record.Evidence != "" {
+		t.Errorf("good build: %v, evidence %q", err, ok.Record.Evidence)
 	}
 }

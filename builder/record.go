@@ -20,15 +20,18 @@ const (
 // `rbnode builds --json` to print. Field names in JSON are stable; new
 // fields may be added, none renamed.
 type Record struct {
-	Kind       string        `json:"kind"` // "guix" or "pipeline"
-	Pipeline   string        `json:"pipeline,omitempty"`
-	Repo       string        `json:"repo"`
-	Version    string        `json:"version"`
-	Tag        string        `json:"tag,omitempty"` // empty when the commit was given
-	Commit     string        `json:"commit,omitempty"`
-	BuilderID  string        `json:"builder_id,omitempty"`
-	WorkDir    string        `json:"work_dir"`
-	OutDir     string        `json:"out_dir,omitempty"`
+	Kind      string `json:"kind"` // "guix" or "pipeline"
+	Pipeline  string `json:"pipeline,omitempty"`
+	Repo      string `json:"repo"`
+	Version   string `json:"version"`
+	Tag       string `json:"tag,omitempty"` // empty when the commit was given
+	Commit    string `json:"commit,omitempty"`
+	BuilderID string `json:"builder_id,omitempty"`
+	WorkDir   string `json:"work_dir"`
+	OutDir    string `json:"out_dir,omitempty"`
+	// Evidence is where a failed build's contrib/guix/.work (the
+	// scripts' build trees) was kept; the node may prune it later.
+	Evidence   string        `json:"evidence,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at"`
 	Status     Status        `json:"status"`
@@ -45,6 +48,10 @@ type Record struct {
 	Error string      `json:"error,omitempty"`
 	Check *CheckError `json:"check,omitempty"`
 }
+
+// EvidenceDir is the directory of WorkDir where a failed Guix build's
+// contrib/guix/.work is kept.
+const EvidenceDir = "evidence"
 
 // Duration is how long the build took.
 func (r *Record) Duration() time.Duration { return r.FinishedAt.Sub(r.StartedAt) }

@@ -21,9 +21,9 @@ const DefaultManifestName = "all"
 
 // Request describes one build. Repo, Version and WorkDir are required.
 type Request struct {
-	// Repo is the user's checkout. Its working tree is never touched: the
-	// build runs in a git worktree of it under WorkDir, removed afterwards
-	// (git records the worktree in Repo's .git while it exists).
+	// Repo is the user's checkout (any directory of it). It is only read:
+	// the build runs in a --no-local clone of it under WorkDir, removed
+	// afterwards.
 	Repo string
 	// Version is the release to build and attest.
 	Version string
@@ -33,8 +33,10 @@ type Request struct {
 	// TagPattern names the release tag; "{version}" stands for Version.
 	// Default DefaultTagPattern.
 	TagPattern string
-	// WorkDir holds the build: src/ (the worktree, removed at the end),
-	// out/ (the outputs, kept) and logs/. It must not exist or be empty.
+	// WorkDir holds the build: src/ (the clone, removed at the end),
+	// out/ (the outputs, kept), logs/ and, after a failure, evidence/ (what
+	// the scripts left in contrib/guix/.work). It must not exist or be
+	// empty, and must lie outside the repository.
 	WorkDir string
 	// LogDir receives one <stage>.log per stage. Default WorkDir/logs.
 	LogDir string
@@ -46,7 +48,7 @@ type Request struct {
 	Target     string
 
 	// Pipeline, if set, replaces the Cuprate Guix scripts by a command run
-	// as `sh -c Pipeline` in the worktree, with OUT_DIR, VERSION, COMMIT and
+	// as `sh -c Pipeline` in the clone, with OUT_DIR, VERSION, COMMIT and
 	// SOURCE_DATE_EPOCH (the commit time) in its environment. It must fill
 	// OUT_DIR with artifacts and a SHA256SUMS over them.
 	Pipeline string
@@ -173,7 +175,7 @@ func (r *Request) normalize() error {
 		return usagef("repository: %v", err)
 	}
 	if fi, err := os.Stat(r.Repo); err != nil || !fi.IsDir() {
-		return usagef("repository %s is not a directory", r.Repo)
+		return usagef("repository %s is not a directory", Printable(r.Repo))
 	}
 	if err := attest.CheckName("version", r.Version); err != nil {
 		return usagef("%v", err)
@@ -201,11 +203,6 @@ func (r *Request) normalize() error {
 	}
 	if r.LogDir, err = filepath.Abs(r.LogDir); err != nil {
 		return usagef("log directory: %v", err)
-	}
-	for _, d := range []struct{ what, path string }{{"work", r.WorkDir}, {"log", r.LogDir}} {
-		if within(d.path, r.Repo) {
-			return usagef("%s directory %s is inside the repository %s, whose working tree a build never touches", d.what, d.path, r.Repo)
-		}
 	}
 	if r.Pipeline != "" {
 		if r.GuixSystem != "" || r.Target != "" {
@@ -259,10 +256,10 @@ func emptyOrMissing(dir string) error {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
-		return usagef("work directory %s is not a directory", dir)
+		return usagef("work directory %s is not a directory", Printable(dir))
 	}
 	if _, err := f.Readdirnames(1); !errors.Is(err, io.EOF) {
-		return usagef("work directory %s is not empty; give each build its own", dir)
+		return usagef("work directory %s is not empty; give each build its own", Printable(dir))
 	}
 	return nil
 }

@@ -24,12 +24,12 @@ type Stage string
 // <LogDir>/<stage>.log; check and sign run in process and only report
 // progress.
 const (
-	StageSource    Stage = "source"          // git: resolve the release, add the worktree
+	StageSource    Stage = "source"          // git: resolve the release, clone it
 	StageDistsrc   Stage = "guix-mk-distsrc" // contrib/guix/guix-mk-distsrc
 	StageBuild     Stage = "guix-build"      // contrib/guix/guix-build
 	StageChecksums Stage = "guix-checksums"  // contrib/guix/guix-checksums
 	StagePipeline  Stage = "pipeline"        // the generic pipeline command (sh -c)
-	StageCleanup   Stage = "cleanup"         // git: remove the worktree
+	StageCleanup   Stage = "cleanup"         // remove the clone
 	StageCheck     Stage = "check"           // checking the outputs against the contract
 	StageSign      Stage = "sign"            // signing and writing the document
 )

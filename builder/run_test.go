@@ -167,3 +167,23 @@ func TestCleanEnv(t *testing.T) {
 		t.Errorf("cleanEnv = %v", got)
 	}
 }
+
+// TestPrintable: names print as they are unless a character would not
+// print plainly; then the whole name is quoted.
+func TestPrintable(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"/home/u/cuprate": "/home/u/cuprate",
+		"Zoë ☃ builds":    "Zoë ☃ builds",
+		"a\nb":            `"a\nb"`,
+		"x\x1b[2Jy":       `"x\x1b[2Jy"`,
+		"tab\there":       `"tab\there"`,
+		"bad\xffutf8":     `"bad\xffutf8"`,
+		"\u202eevil":      `"\u202eevil"`,
+		"":                "",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

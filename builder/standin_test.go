@@ -312,3 +312,20 @@ func TestStandinGuixAttest(t *testing.T) {
 		t.Errorf("Attest's layout %s differs from guix-attest's %s", rel, sigDir)
 	}
 }
+
+// TestSanitizeLikeGuixAttest: the builder id's directory name is what
+// guix-attest's `tr -c 'A-Za-z0-9_.+-' '_'` makes of it, byte for byte.
+func TestSanitizeLikeGuixAttest(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"alice", "Zoë ☃", "kim <kim@example.org>", "a\x01b\x7f", "\xff\xfe", "日本"} {
+		tr := exec.Command("tr", "-c", "A-Za-z0-9_.+-", "_")
+		tr.Stdin = strings.NewReader(id)
+		want, err := tr.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := attest.SanitizeBuilderID(id); err != nil || got != string(want) {
+			t.Errorf("SanitizeBuilderID(%q) = %q, %v; tr -c makes %q", id, got, err, want)
+		}
+	}
+}

@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -22,13 +24,14 @@ func buildCommand() *ucli.Command {
 		Usage:     "build a release through the Guix pipeline (or --pipeline), check it, sign the attestation, store and publish it",
 		ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "repo", Usage: "the Cuprate checkout (never modified: the build uses a separate worktree)", Value: "."},
+			&ucli.StringFlag{Name: "repo", Usage: "the Cuprate checkout (only read: the build clones it)", Value: "."},
 			&ucli.StringFlag{Name: "commit", Usage: "build this commit instead of the release tag"},
 			&ucli.StringFlag{Name: "tag-pattern", Usage: "how release tags are named", Value: builder.DefaultTagPattern},
 			&ucli.StringFlag{Name: "pipeline", Usage: "run `COMMAND` (sh -c, with OUT_DIR, VERSION, COMMIT) instead of the Guix scripts, for another project"},
 			&ucli.StringFlag{Name: "project", Usage: "with --pipeline: the project name the artifacts must carry"},
 			&ucli.StringFlag{Name: "builder-id", Usage: "builder_id to attest (default: the builder key's name)"},
 			&ucli.StringFlag{Name: "sigs", Usage: "where to write the signed document (default HOME/sigs)"},
+			&ucli.DurationFlag{Name: "heartbeat", Usage: "without a terminal, say every `INTERVAL` that the build still runs (stage, time, last line)", Value: node.DefaultHeartbeat},
 			jsonFlag,
 		},
 		Action: func(c *ucli.Context) error {
@@ -41,11 +44,15 @@ func buildCommand() *ucli.Command {
 			}
 			repo, _ := filepath.Abs(c.String("repo"))
 			prog := newBuildProgress(c.App.ErrWriter)
-			res, err := node.RunBuild(c.Context, cfg.Home, node.BuildRequest{
+			req := node.BuildRequest{
 				Repo: repo, Version: c.Args().First(), Commit: c.String("commit"),
 				TagPattern: c.String("tag-pattern"), Pipeline: c.String("pipeline"), Project: c.String("project"),
 				BuilderID: c.String("builder-id"), Dest: c.String("sigs"), Progress: prog.update,
-			}, time.Now)
+			}
+			if !prog.tty && c.Duration("heartbeat") > 0 {
+				req.Heartbeat, req.HeartbeatEvery = prog.heartbeat, c.Duration("heartbeat")
+			}
+			res, err := node.RunBuild(c.Context, cfg.Home, req, time.Now)
 			prog.done()
 			return finishSigned(c, res, err)
 		},
@@ -55,14 +62,15 @@ func buildCommand() *ucli.Command {
 // finishSigned records a build (also a failed one), then stores the signed
 // document and, when a daemon runs, publishes it.
 func finishSigned(c *ucli.Context, res *builder.Result, buildErr error) error {
+	if buildErr != nil && !node.Recordable(res, buildErr) {
+		return buildErr // a wrong call is no build
+	}
 	return withBackend(c, false, func(n backend) error {
-		if res != nil && !res.Record.StartedAt.IsZero() {
-			if err := n.AddBuild(c.Context, &res.Record); err != nil {
-				return err
-			}
+		if err := n.AddBuild(c.Context, &res.Record); err != nil {
+			return err
 		}
 		if buildErr != nil {
-			if res != nil && !res.Record.StartedAt.IsZero() && !c.Bool("json") {
+			if !c.Bool("json") {
 				printBuild(c.App.Writer, &res.Record)
 			}
 			return buildErr
@@ -82,7 +90,7 @@ func storeSigned(c *ucli.Context, n backend, s *builder.Signed, rec *builder.Rec
 	if rec != nil {
 		printBuild(c.App.Writer, rec)
 	}
-	fmt.Fprintf(c.App.Writer, "signed: %s\n        %s\n", s.Path, s.SigPath)
+	fmt.Fprintf(c.App.Writer, "signed: %s\n        %s\n", builder.Printable(s.Path), builder.Printable(s.SigPath))
 	if _, ok := n.(local); ok {
 		fmt.Fprintln(c.App.Writer, "stored; no daemon is running, so it is not gossiped yet (start rbnode daemon)")
 	} else {
@@ -91,13 +99,25 @@ func storeSigned(c *ucli.Context, n backend, s *builder.Signed, rec *builder.Rec
 	return nil
 }
 
+// printBuild prints a build's summary: one line per stage (the commands
+// of a stage together: their time summed, the last one's exit code),
+// the artifacts and, after a failure, where its evidence is kept.
 func printBuild(w io.Writer, r *builder.Record) {
 	fmt.Fprintf(w, "build %s (%s) %s in %s\n", r.Version, short(r.Commit), r.Status, r.Duration().Round(time.Second))
-	for _, s := range r.Stages {
-		fmt.Fprintf(w, "  %-16s exit %-3d %8s  %s\n", s.Stage, s.ExitCode, s.Duration().Round(time.Millisecond), s.Log)
+	for i := 0; i < len(r.Stages); {
+		s := r.Stages[i]
+		var d time.Duration
+		for ; i < len(r.Stages) && r.Stages[i].Stage == s.Stage; i++ {
+			d += r.Stages[i].Duration()
+			s = r.Stages[i]
+		}
+		fmt.Fprintf(w, "  %-16s exit %-3d %8s  %s\n", s.Stage, s.ExitCode, d.Round(time.Millisecond), builder.Printable(s.Log))
 	}
 	for _, a := range r.Artifacts {
-		fmt.Fprintf(w, "  %s  %s\n", a.SHA256, a.Name)
+		fmt.Fprintf(w, "  %s  %s\n", a.SHA256, builder.Printable(a.Name))
+	}
+	if r.Evidence != "" {
+		fmt.Fprintf(w, "  kept for inspection: %s\n", builder.Printable(r.Evidence))
 	}
 }
 
@@ -167,8 +187,14 @@ func buildsCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "builds",
 		Usage: "list this node's builds: stages, durations, exit codes, logs, hashes",
-		Flags: []ucli.Flag{jsonFlag},
+		Flags: []ucli.Flag{
+			jsonFlag,
+			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow the running build: its stage and the tail of its log, until it ends"},
+		},
 		Action: func(c *ucli.Context) error {
+			if c.Bool("follow") {
+				return followBuild(c)
+			}
 			return withBackend(c, true, func(n backend) error {
 				list, err := n.Builds(c.Context)
 				if err != nil {
@@ -182,17 +208,20 @@ func buildsCommand() *ucli.Command {
 					return nil
 				}
 				tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "STARTED\tVERSION\tCOMMIT\tSTATUS\tDURATION\tARTIFACT\tERROR")
+				fmt.Fprintln(tw, "STARTED\tVERSION\tCOMMIT\tSTATUS\tDURATION\tARTIFACT\tERROR\tKEPT")
 				for _, r := range list {
 					art := "-"
 					for _, a := range r.Artifacts {
 						if !strings.Contains(a.Name, "-src.") {
-							art = a.SHA256[:16] + "  " + a.Name
+							art = a.SHA256[:16] + "  " + builder.Printable(a.Name)
 						}
 					}
 					msg, _, _ := strings.Cut(r.Error, "\n")
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format("2006-01-02 15:04"), r.Version,
-						short(r.Commit), r.Status, r.Duration().Round(time.Second), art, msg)
+					if msg == "" {
+						msg = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format("2006-01-02 15:04"), builder.Printable(r.Version),
+						short(r.Commit), r.Status, r.Duration().Round(time.Second), art, builder.Printable(msg), kept(r.Evidence))
 				}
 				return tw.Flush()
 			})
@@ -200,9 +229,77 @@ func buildsCommand() *ucli.Command {
 	}
 }
 
+// kept describes a build's failure evidence for the builds table.
+func kept(path string) string {
+	switch {
+	case path == "":
+		return "-"
+	case !exists(path):
+		return "(pruned) " + builder.Printable(path)
+	}
+	return builder.Printable(path)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// followBuild prints the newest running build's stage and log as they go.
+func followBuild(c *ucli.Context) error {
+	if c.Bool("json") {
+		return usagef("--follow prints the log as it comes; read HOME/builds/*.running.json for JSON")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	running, err := node.RunningBuilds(cfg.Home)
+	if err != nil {
+		return err
+	}
+	var live *node.LiveBuild
+	for i := range running {
+		if !running[i].Gone {
+			live = &running[i]
+		}
+	}
+	w := c.App.Writer
+	if live == nil {
+		fmt.Fprintln(w, "no build is running (rbnode builds lists the finished ones)")
+		return nil
+	}
+	// Main buffers stdout; a follower must show each line as it comes.
+	flush := func() {
+		if f, ok := w.(interface{ Flush() error }); ok {
+			_ = f.Flush()
+		}
+	}
+	fmt.Fprintf(w, "following build %s (pid %d) in %s\n", builder.Printable(live.Version), live.PID, builder.Printable(live.WorkDir))
+	return node.FollowBuild(c.Context, live.WorkDir, 200*time.Millisecond, 10, func(e node.FollowEvent) {
+		defer flush()
+		now := time.Now()
+		switch {
+		case e.Done && e.State.Gone:
+			fmt.Fprintf(w, "== the build's process (pid %d) is gone; it did not finish\n", e.State.PID)
+		case e.Done:
+			fmt.Fprintf(w, "== build %s ended after %s; rbnode builds shows how\n", builder.Printable(e.State.Version), e.State.Elapsed(now).Round(time.Second))
+		case e.State != nil:
+			fmt.Fprintf(w, "== %s, running for %s (build %s)", e.State.Stage, e.State.StageElapsed(now).Round(time.Second), e.State.Elapsed(now).Round(time.Second))
+			if e.State.Log != "" {
+				fmt.Fprintf(w, ", log %s", builder.Printable(e.State.Log))
+			}
+			fmt.Fprintln(w)
+		default:
+			fmt.Fprintln(w, builder.Printable(e.Line))
+		}
+	})
+}
+
 // buildProgress draws the live build line: stage, elapsed time and the
 // stage's last log line (a plain line per stage when not on a terminal).
 type buildProgress struct {
+	mu    sync.Mutex // update and heartbeat run on different goroutines
 	w     io.Writer
 	tty   bool
 	stage builder.Stage
@@ -213,6 +310,8 @@ type buildProgress struct {
 func newBuildProgress(w io.Writer) *buildProgress { return &buildProgress{w: w, tty: isTerminal(w)} }
 
 func (p *buildProgress) update(pr builder.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if !p.tty {
 		if pr.Stage != p.stage {
 			p.stage = pr.Stage
@@ -224,7 +323,7 @@ func (p *buildProgress) update(pr builder.Progress) {
 		return
 	}
 	p.stage, p.last = pr.Stage, time.Now()
-	line := fmt.Sprintf("%s %s  %s", pr.Stage, pr.Elapsed.Round(time.Second), pr.LastLine)
+	line := fmt.Sprintf("%s %s  %s", pr.Stage, pr.Elapsed.Round(time.Second), builder.Printable(pr.LastLine))
 	if len(line) > 100 {
 		line = line[:100]
 	}
@@ -232,7 +331,21 @@ func (p *buildProgress) update(pr builder.Progress) {
 	p.drawn = true
 }
 
+// heartbeat prints, without a terminal, that the build still runs.
+func (p *buildProgress) heartbeat(l node.LiveBuild) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	fmt.Fprintf(p.w, "build: %s running for %s (build %s)", l.Stage, l.StageElapsed(now).Round(time.Second), l.Elapsed(now).Round(time.Second))
+	if l.LastLine != "" {
+		fmt.Fprintf(p.w, ": %s", builder.Printable(l.LastLine))
+	}
+	fmt.Fprintln(p.w)
+}
+
 func (p *buildProgress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
 	}

@@ -187,6 +187,8 @@ func classifyKind(err error) (code int, kind, hint string) {
 		return ExitUsage, "usage", builder.Hint(err)
 	case errors.Is(err, builder.ErrUnknownRelease):
 		return ExitUsage, "unknown_release", builder.Hint(err)
+	case errors.Is(err, builder.ErrNoPipeline):
+		return ExitUsage, "no_pipeline", builder.Hint(err)
 	case errors.As(err, &ce):
 		return ExitNegative, "check_failed", builder.Hint(err)
 	case errors.As(err, &se) && errors.Is(err, context.Canceled):

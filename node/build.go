@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,24 @@ type BuildRequest struct {
 	Dest                                                 string // default HOME/sigs
 	Env                                                  []string
 	Progress                                             func(builder.Progress)
+	// Heartbeat, if set, is called every HeartbeatEvery (default
+	// DefaultHeartbeat) while the build runs, with its state: a build
+	// without a terminal says it is alive. It runs on its own goroutine.
+	Heartbeat      func(LiveBuild)
+	HeartbeatEvery time.Duration
+	// EvidenceCap bounds the total size of the failure evidence kept under
+	// HOME/builds (default DefaultEvidenceCap); the oldest goes first.
+	EvidenceCap int64
+}
+
+// DefaultEvidenceCap is how much failure evidence (what failed builds
+// left in contrib/guix/.work) a home keeps, all builds together.
+const DefaultEvidenceCap = 4 << 30
+
+// Recordable reports whether a build's result is worth a build record:
+// not when it never started, nor when the request itself was wrong.
+func Recordable(res *builder.Result, err error) bool {
+	return res != nil && !res.Record.StartedAt.IsZero() && !errors.Is(err, builder.ErrUsage)
 }
 
 // RunBuild builds a release with the home's builder key and returns the
@@ -69,21 +89,112 @@ func RunBuild(ctx context.Context, home string, req BuildRequest, now func() tim
 		// A ref (HEAD, a branch, a tag): the builder takes only hashes.
 		out, err := exec.CommandContext(ctx, "git", "-C", req.Repo, "rev-parse", "--verify", "--quiet", "--end-of-options", req.Commit+"^{commit}").Output()
 		if err != nil {
-			return &builder.Result{}, usagef("--commit %s names no commit in %s", req.Commit, req.Repo)
+			return &builder.Result{}, usagef("--commit %s names no commit in %s", builder.Printable(req.Commit), builder.Printable(req.Repo))
 		}
 		req.Commit = strings.TrimSpace(string(out))
 	}
-	stamp := now().UTC().Format("20060102T150405Z")
-	work := filepath.Join(home, BuildsDir, req.Version+"-"+stamp)
-	if err := os.MkdirAll(filepath.Dir(work), 0o700); err != nil {
+	if err := attest.CheckName("version", req.Version); err != nil {
+		return &builder.Result{}, usagef("%v", err)
+	}
+	builds := filepath.Join(home, BuildsDir)
+	work, err := newWorkDir(builds, req.Version+"-"+now().UTC().Format("20060102T150405Z"))
+	if err != nil {
 		return &builder.Result{}, err
 	}
-	return builder.Build(ctx, builder.Request{
+	live := newLiveState(work, req.Version)
+	defer live.remove()
+	if req.Heartbeat != nil {
+		every := req.HeartbeatEvery
+		if every <= 0 {
+			every = DefaultHeartbeat
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() { defer close(done); live.heartbeat(every, req.Heartbeat, stop) }()
+		defer func() { close(stop); <-done }()
+	}
+	progress := live.progress
+	if req.Progress != nil {
+		progress = func(p builder.Progress) { live.progress(p); req.Progress(p) }
+	}
+	res, err := builder.Build(ctx, builder.Request{
 		Repo: req.Repo, Version: req.Version, Commit: req.Commit, TagPattern: req.TagPattern,
 		Pipeline: req.Pipeline, Project: req.Project, Env: req.Env,
-		WorkDir: work, Progress: req.Progress, Clock: now,
+		WorkDir: work, Progress: progress, Clock: now,
 		Sign: &builder.Signing{Signer: sk, BuilderID: id, Dest: dest},
 	})
+	if !Recordable(res, err) {
+		live.remove()
+		_ = os.RemoveAll(work) // a wrong request leaves nothing behind
+	}
+	if res.Record.Evidence != "" {
+		limit := req.EvidenceCap
+		if limit <= 0 {
+			limit = DefaultEvidenceCap
+		}
+		pruneEvidence(builds, limit)
+	}
+	return res, err
+}
+
+// newWorkDir makes a new, empty work directory builds/name, or
+// builds/name-2, -3, ... when two builds start in the same second.
+func newWorkDir(builds, name string) (string, error) {
+	if err := os.MkdirAll(builds, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", builds, err)
+	}
+	for i := 1; ; i++ {
+		p := filepath.Join(builds, name)
+		if i > 1 {
+			p += "-" + strconv.Itoa(i)
+		}
+		err := os.Mkdir(p, 0o755)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i >= 1000 {
+			return "", fmt.Errorf("create a work directory in %s: %w", builds, err)
+		}
+	}
+}
+
+// pruneEvidence deletes the oldest failure evidence under builds until
+// what is left weighs at most limit bytes. The newest goes last, and also
+// goes when it alone is over the limit: a full disk would lose more.
+func pruneEvidence(builds string, limit int64) {
+	dirs, _ := filepath.Glob(filepath.Join(builds, "*", builder.EvidenceDir))
+	type kept struct {
+		path string
+		mod  time.Time
+		size int64
+	}
+	var all []kept
+	var total int64
+	for _, d := range dirs {
+		fi, err := os.Lstat(d)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		k := kept{path: d, mod: fi.ModTime()}
+		_ = filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if info, err := e.Info(); err == nil {
+					k.size += info.Size()
+				}
+			}
+			return nil
+		})
+		total += k.size
+		all = append(all, k)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
+	for _, k := range all {
+		if total <= limit {
+			return
+		}
+		if os.RemoveAll(k.path) == nil {
+			total -= k.size
+		}
+	}
 }
 
 // AddBuild stores a build record.
@@ -176,12 +287,12 @@ func (d *Daemon) autoBuildOnce(ctx context.Context) error {
 		d.log.Info().Str("version", v).Msg("building a new release")
 		res, err := RunBuild(ctx, d.n.cfg.Home, BuildRequest{
 			Repo: c.Repo, Version: v, TagPattern: c.TagPattern, Pipeline: c.Pipeline, Project: c.Project,
-			BuilderID: c.BuilderID,
+			BuilderID: c.BuilderID, Heartbeat: d.logHeartbeat,
 		}, d.n.now)
 		if ctx.Err() != nil {
 			return nil // interrupted: not recorded, built again next time
 		}
-		if res != nil && !res.Record.StartedAt.IsZero() {
+		if Recordable(res, err) {
 			if rerr := d.n.AddBuild(&res.Record); rerr != nil {
 				return rerr
 			}
@@ -200,6 +311,14 @@ func (d *Daemon) autoBuildOnce(ctx context.Context) error {
 		d.log.Info().Str("version", v).Int("published", sum.Published).Msg("built and published")
 	}
 	return nil
+}
+
+// logHeartbeat logs that an auto build is still running.
+func (d *Daemon) logHeartbeat(l LiveBuild) {
+	now := time.Now()
+	d.log.Info().Str("component", "auto_build").Str("version", l.Version).Str("stage", string(l.Stage)).
+		Dur("stage_elapsed", l.StageElapsed(now).Round(time.Second)).Dur("elapsed", l.Elapsed(now).Round(time.Second)).
+		Str("last_line", l.LastLine).Str("work_dir", l.WorkDir).Msg("build running")
 }
 
 // releaseTags lists the versions whose tags match pattern ("cuprated-{version}").

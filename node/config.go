@@ -54,8 +54,8 @@ type Config struct {
 // release once.
 type AutoBuildConfig struct {
 	Enabled bool `toml:"enabled"`
-	// Repo is the builder's Cuprate checkout (never modified: builds run
-	// in separate worktrees).
+	// Repo is the builder's Cuprate checkout (only read: builds run in
+	// their own clones).
 	Repo string `toml:"repo"`
 	// Remote is fetched (git fetch --tags) every FetchInterval; empty
 	// fetches nothing and watches local tags only.

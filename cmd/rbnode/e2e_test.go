@@ -246,6 +246,15 @@ func TestE2EThreeBuilders(t *testing.T) {
 			t.Fatalf("%s build 0.0.9: %v\n%s", names[i], err, out)
 		}
 	}
+	// The builds ran in the stand-in's container, which shows the
+	// scripts nothing but their own clone.
+	logs, _ := filepath.Glob(filepath.Join(homes[0], "builds", "0.0.9-*", "logs", "guix-build.log"))
+	if len(logs) != 1 {
+		t.Fatalf("guix-build logs %v", logs)
+	}
+	if b, err := os.ReadFile(logs[0]); err != nil || !strings.Contains(string(b), "guix shell: stand-in container (") {
+		t.Fatalf("guix-build did not run in the stand-in's container: %v\n%s", err, b)
+	}
 	// What rbnode build signed, gpg accepts.
 	gnupg := t.TempDir()
 	gpg := func(args ...string) (string, error) {
@@ -404,5 +413,66 @@ func TestE2EOwnReleaseIsReproducible(t *testing.T) {
 	must(t, homes[0], "import", filepath.Join(homes[1], "sigs"))
 	if out, err := rbnode(t, homes[0], "status", "0.0.0-test", "--quorum", "2"); err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
+	}
+}
+
+// TestE2EBuildFollow: a real `rbnode build` without a terminal says every
+// --heartbeat which stage it is in and what it last wrote; a second
+// process, `rbnode builds --follow`, shows that stage and its log as it
+// grows, and ends when the build is interrupted.
+func TestE2EBuildFollow(t *testing.T) {
+	home := t.TempDir()
+	repo := standin(t, filepath.Join(t.TempDir(), "cuprate"))
+	must(t, home, "key", "generate", "--name", "follower", "--email", "f@example.org")
+	env := append(os.Environ(), "RBNODE_HOME="+home, fakeGuixPath(t), "STANDIN_HANG=build")
+
+	build := exec.Command(rbnodeBin, "build", "0.0.9", "--repo", repo, "--heartbeat", "100ms")
+	build.Env = env
+	buildOut := &logBuffer{}
+	build.Stdout, build.Stderr = buildOut, buildOut
+	if err := build.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if build.ProcessState == nil {
+			build.Process.Kill()
+			build.Wait()
+		}
+	})
+	eventually(t, time.Minute, "a heartbeat of the hanging guix-build", func() bool {
+		return strings.Contains(buildOut.String(), "build: guix-build running for ") &&
+			strings.Contains(buildOut.String(), "): stand-in: build is hanging")
+	})
+
+	follow := exec.Command(rbnodeBin, "builds", "--follow")
+	follow.Env = env
+	followOut := &logBuffer{}
+	follow.Stdout, follow.Stderr = followOut, followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if follow.ProcessState == nil {
+			follow.Process.Kill()
+			follow.Wait()
+		}
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("build:\n%s\nfollow:\n%s", buildOut, followOut)
+		}
+	}()
+	eventually(t, time.Minute, "builds --follow to show the stage and the log", func() bool {
+		out := followOut.String()
+		return strings.Contains(out, "following build 0.0.9 (pid ") && strings.Contains(out, "== guix-build, running for ") &&
+			strings.Contains(out, "\nstand-in: build is hanging")
+	})
+
+	build.Process.Signal(syscall.SIGINT)
+	if err := build.Wait(); exitCode(err) != 3 {
+		t.Fatalf("interrupted build: %v\n%s", err, buildOut)
+	}
+	if err := follow.Wait(); err != nil || !strings.Contains(followOut.String(), "== build 0.0.9 ended after ") {
+		t.Fatalf("builds --follow: %v\n%s", err, followOut)
 	}
 }
