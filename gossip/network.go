@@ -108,6 +108,7 @@ type Network struct {
 	pen     *penalties
 	book    *peerBook
 	ignored *idCache
+	resync  chan struct{}
 	serving servingSlots
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
@@ -157,6 +158,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		pen:       &penalties{},
 		book:      &peerBook{},
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
+		resync:    make(chan struct{}, 1),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rbnode/rbnode/attest"
@@ -26,38 +27,71 @@ func (n *Node) quorum(q int) int {
 }
 
 // ResolveProject finds the project of a version: the given one, the
-// configured default, or the only project with documents for it.
+// configured default, or the only project with documents for it. Where
+// several projects have documents for the version, only those with a
+// document by a trusted key count: untrusted documents are listed by
+// status, but never make a version ambiguous.
 func (n *Node) ResolveProject(project, version string) (string, error) {
+	ts, err := n.TrustSet()
+	if err != nil {
+		return "", err
+	}
+	return n.resolveProject(project, version, ts)
+}
+
+func (n *Node) resolveProject(project, version string, ts attest.TrustSet) (string, error) {
 	if err := attest.CheckName("version", version); err != nil {
 		return "", usageErr(err)
 	}
 	if project != "" {
 		return project, nil
 	}
+	if n.cfg.Project != "" {
+		return n.cfg.Project, nil
+	}
 	projects, err := n.store.Projects(version)
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case n.cfg.Project != "":
-		return n.cfg.Project, nil
-	case len(projects) == 1:
-		return projects[0], nil
-	case len(projects) == 0:
+	switch len(projects) {
+	case 0:
 		return "", fmt.Errorf("version %s: %w", version, ErrUnknownRelease)
+	case 1:
+		return projects[0], nil
 	}
-	return "", usagef("version %s exists in several projects (%s); choose one with --project", version, strings.Join(projects, ", "))
+	var counted []string
+	for _, p := range projects {
+		docs, err := n.store.Release(p, version)
+		if err != nil {
+			return "", fmt.Errorf("read release %s %s: %w", p, version, err)
+		}
+		if slices.ContainsFunc(docs, func(d store.StoredDoc) bool {
+			v := d.Meta.Verification
+			_, ok := ts[v.Fingerprint]
+			return ok && v.OK()
+		}) {
+			counted = append(counted, p)
+		}
+	}
+	switch len(counted) {
+	case 0:
+		return "", fmt.Errorf("version %s: no trusted builder has attested it (untrusted documents name it in %s; choose one with --project to see them): %w",
+			version, strings.Join(projects, ", "), ErrUnknownRelease)
+	case 1:
+		return counted[0], nil
+	}
+	return "", usagef("version %s exists in several projects (%s); choose one with --project", version, strings.Join(counted, ", "))
 }
 
 // Status computes the verdict over one release from the stored documents,
 // the trust set and quorum (0: the configured quorum). Rejected input
 // logged for that version is listed in the report too.
 func (n *Node) Status(project, version string, quorum int) (*attest.Report, error) {
-	project, err := n.ResolveProject(project, version)
+	ts, err := n.TrustSet()
 	if err != nil {
 		return nil, err
 	}
-	ts, err := n.TrustSet()
+	project, err = n.resolveProject(project, version, ts)
 	if err != nil {
 		return nil, err
 	}
@@ -83,18 +117,6 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 		})
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
-	quarantined, err := n.store.QuarantinedIn(project, version)
-	if err != nil {
-		return nil, err
-	}
-	for _, q := range quarantined {
-		v := q.Verification
-		r.Untrusted = append(r.Untrusted, attest.DocRef{
-			Document: q.ID.String(), File: q.File, Signer: q.Signer, Fingerprint: v.Fingerprint,
-			KeyID: v.KeyID, SignedAt: v.SignedAt, Reason: "untrusted_key",
-			Detail: "received from a peer; kept in quarantine, not relayed",
-		})
-	}
 	rejs, err := n.store.Rejections(version)
 	if err != nil {
 		return nil, err
@@ -104,7 +126,7 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 			File: x.File, Signer: x.Signer, KeyID: x.KeyID, Reason: x.Reason, Detail: x.Detail,
 		})
 	}
-	if len(docs) == 0 && len(rejs) == 0 && len(quarantined) == 0 {
+	if len(docs) == 0 && len(rejs) == 0 {
 		return nil, fmt.Errorf("%s %s: %w", project, version, ErrUnknownRelease)
 	}
 	return r, nil
