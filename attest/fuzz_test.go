@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -316,8 +317,8 @@ func FuzzDocumentParse(f *testing.F) {
 			t.Errorf("statement version %q, document version %q", p.Statement.Version, d.Version)
 		}
 		for _, e := range p.Statement.Artifacts {
-			if err := attest.CheckName("artifact", e.Name); err != nil {
-				t.Errorf("Parse accepted %v", err)
+			if err := attest.CheckPath("artifact", e.Name); err != nil || !filepath.IsLocal(e.Name) {
+				t.Errorf("Parse accepted artifact %q: %v", e.Name, err)
 			}
 		}
 		// The id depends on the signed content, not on armour or place.

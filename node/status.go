@@ -196,18 +196,23 @@ const (
 	FileNoConsensus FileOutcome = "no_consensus"
 )
 
-// FileResult is the verification of one local file.
+// FileResult is the verification of one local file. Artifact is the
+// manifest entry it was judged against, directories included
+// ("x86_64-apple-darwin/bitcoin-22.0-osx-unsigned.dmg" for a download
+// named by its base name). ExpectedSet holds every hash of the consensus
+// when the builders list the artifact's name more than once.
 type FileResult struct {
-	Path     string           `json:"path"`
-	SHA256   string           `json:"sha256"`
-	Outcome  FileOutcome      `json:"outcome"`
-	Project  string           `json:"project,omitempty"`
-	Version  string           `json:"version,omitempty"`
-	Artifact string           `json:"artifact,omitempty"`
-	Verdict  attest.Verdict   `json:"artifact_verdict,omitempty"`
-	Expected string           `json:"consensus_sha256,omitempty"`
-	Builders []attest.Builder `json:"builders,omitempty"`
-	Detail   string           `json:"detail"`
+	Path        string           `json:"path"`
+	SHA256      string           `json:"sha256"`
+	Outcome     FileOutcome      `json:"outcome"`
+	Project     string           `json:"project,omitempty"`
+	Version     string           `json:"version,omitempty"`
+	Artifact    string           `json:"artifact,omitempty"`
+	Verdict     attest.Verdict   `json:"artifact_verdict,omitempty"`
+	Expected    string           `json:"consensus_sha256,omitempty"`
+	ExpectedSet []string         `json:"consensus_sha256_set,omitempty"`
+	Builders    []attest.Builder `json:"builders,omitempty"`
+	Detail      string           `json:"detail"`
 }
 
 // FileHash is a local file and its sha256 (lowercase hex).
@@ -240,7 +245,8 @@ func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) 
 
 // VerifyHashes compares each file with the consensus hash of the artifact
 // it is: found by its hash among attested artifacts, else by its file
-// name. version (optional) restricts the search to one version.
+// name (the base name of a manifest entry with directories). version
+// (optional) restricts the search to one version.
 func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum int) ([]FileResult, error) {
 	out := []FileResult{}
 	ts, err := n.TrustSet()
@@ -253,6 +259,11 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 			return r, nil
 		}
 		r, err := n.status(k.Project, k.Version, quorum, ts)
+		if errors.Is(err, ErrUnknownRelease) {
+			// Its documents were dropped (untrusted, over budget) since the
+			// index named it.
+			r, err = &attest.Report{}, nil
+		}
 		cache[k] = r
 		return r, err
 	}
@@ -262,7 +273,8 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 			return nil, usagef("%s: sha256 %q is not 64 hex digits", p, sum)
 		}
 		res := FileResult{Path: p, SHA256: sum, Outcome: FileNoConsensus}
-		byName, byHash, err := n.store.ReleasesWith(filepath.Base(p), sum)
+		base := filepath.Base(p)
+		byName, byHash, err := n.store.ReleasesWith(base, sum)
 		if err != nil {
 			return nil, err
 		}
@@ -284,10 +296,15 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 				return nil, err
 			}
 			for _, a := range r.Artifacts {
-				if a.Verdict == attest.Consensus && a.Hashes[0].SHA256 == sum {
+				if a.Verdict == attest.Consensus && slices.Contains(a.Hashes[0].SHA256Set, sum) {
+					g := a.Hashes[0]
 					res.Outcome, res.Project, res.Version, res.Artifact = FileMatch, k.Project, k.Version, a.Name
-					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, a.Hashes[0].Builders
-					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(a.Hashes[0].Builders), k.Project, k.Version, a.Name)
+					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, g.Builders
+					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, a.Name)
+					if len(g.SHA256Set) > 1 {
+						res.ExpectedSet = g.SHA256Set
+						res.Detail += fmt.Sprintf(": one of the set of %d hashes they list for that name", len(g.SHA256Set))
+					}
 					decided = true
 					break
 				}
@@ -306,19 +323,27 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 				return nil, err
 			}
 			for _, a := range r.Artifacts {
-				if a.Name != filepath.Base(p) {
+				if decided || attest.BaseName(a.Name) != base {
 					continue
+				}
+				entry := a.Name
+				if a.Name != base {
+					entry = fmt.Sprintf("%s (matched by its base name)", a.Name)
 				}
 				res.Project, res.Version, res.Artifact, res.Verdict = k.Project, k.Version, a.Name, a.Verdict
 				switch a.Verdict {
 				case attest.Consensus:
-					res.Outcome, res.Expected, res.Builders = FileMismatch, a.Hashes[0].SHA256, a.Hashes[0].Builders
-					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s", len(a.Hashes[0].Builders), k.Project, k.Version)
+					g := a.Hashes[0]
+					res.Outcome, res.Expected, res.Builders = FileMismatch, g.SHA256, g.Builders
+					if len(g.SHA256Set) > 1 {
+						res.ExpectedSet = g.SHA256Set
+					}
+					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, entry)
 					decided = true
 				case attest.Divergence:
-					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", a.Name, k.Project, k.Version)
+					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", entry, k.Project, k.Version)
 				default:
-					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", a.Name, k.Project, k.Version, r.Quorum)
+					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", entry, k.Project, k.Version, r.Quorum)
 				}
 			}
 		}

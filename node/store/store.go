@@ -332,6 +332,10 @@ func putEntry(e *Entry, set func(k, v []byte) error, index func(k []byte) error)
 	idx := [][]byte{key(pVersion, vers, sep, proj)}
 	for _, a := range e.Artifacts {
 		idx = append(idx, key(pArtifact, []byte(a.Name), sep, proj, sep, vers), key(pHash, []byte(a.SHA256), sep, proj, sep, vers))
+		if base := attest.BaseName(a.Name); base != a.Name {
+			// A download has the base name of a name with directories.
+			idx = append(idx, key(pArtifact, []byte(base), sep, proj, sep, vers))
+		}
 	}
 	for _, k := range idx {
 		if err := index(k); err != nil {
@@ -452,8 +456,8 @@ func (s *Store) Releases() ([]ReleaseKey, error) {
 	return out, err
 }
 
-// ReleasesWith returns the releases naming an artifact (by=name) or
-// carrying a hash (by=sha256).
+// ReleasesWith returns the releases naming an artifact (by=name, which
+// also finds "dir/name" by its base name) or carrying a hash (by=sha256).
 func (s *Store) ReleasesWith(artifact, sha256 string) (byName, byHash []ReleaseKey, err error) {
 	split := func(k []byte) ReleaseKey {
 		p, v, _ := bytes.Cut(k, sep)
