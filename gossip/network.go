@@ -109,6 +109,7 @@ type Network struct {
 	book    *peerBook
 	ignored *idCache
 	resync  chan struct{}
+	ready   chan struct{} // closed once Run has joined the topic
 	serving servingSlots
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
@@ -159,6 +160,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		book:      &peerBook{},
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
 		resync:    make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {
@@ -294,6 +296,7 @@ func (n *Network) Run(ctx context.Context) (err error) {
 	defer sub.Cancel()
 	n.topic.Store(topic)
 	defer n.topic.Store(nil)
+	close(n.ready) // Run runs once
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -506,6 +509,10 @@ func (n *Network) Publish(ctx context.Context, data []byte) error {
 	}
 	return fmt.Errorf("publish: %w", err)
 }
+
+// Ready is closed once Run has joined the topic: from then on Publish
+// works (until Run returns).
+func (n *Network) Ready() <-chan struct{} { return n.ready }
 
 // Close stops Run, if running, and the host. It is idempotent.
 func (n *Network) Close() error {

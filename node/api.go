@@ -263,6 +263,13 @@ func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (
 	if err != nil {
 		return out, err
 	}
+	if len(ids) > 0 {
+		select { // a daemon just started may not have joined the topic yet
+		case <-d.net.Ready():
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
 	for _, id := range ids {
 		env, err := d.n.Envelope(id)
 		if err != nil {

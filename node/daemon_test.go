@@ -31,18 +31,27 @@ type testDaemon struct {
 // hosts on 127.0.0.1 unless mn is set, no mDNS or DHT, no API socket.
 func startDaemon(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, trusted ...builderKey) *testDaemon {
 	t.Helper()
-	return startDaemonWith(t, home, mn, bootstrap, DaemonOptions{}, trusted...)
+	return startDaemonWith(t, home, mn, bootstrap, daemonSetup{}, trusted...)
 }
 
-// startDaemonWith is startDaemon with options (Socket and HostFactory are
-// set here).
-func startDaemonWith(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, opts DaemonOptions, trusted ...builderKey) *testDaemon {
+// daemonSetup adjusts startDaemonWith.
+type daemonSetup struct {
+	opts         DaemonOptions // Socket and HostFactory are set by startDaemonWith
+	syncInterval time.Duration // 0: the default
+}
+
+// startDaemonWith is startDaemon with a setup.
+func startDaemonWith(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, setup daemonSetup, trusted ...builderKey) *testDaemon {
 	t.Helper()
+	opts := setup.opts
 	cfg := DefaultConfig()
 	cfg.Home = home
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS, cfg.DHT = false, false
 	cfg.Bootstrap = bootstrap
+	if setup.syncInterval != 0 {
+		cfg.SyncInterval.Duration = setup.syncInterval
+	}
 	n, err := Open(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ func TestTrustAfterSync(t *testing.T) {
 	a.n.Store().Range(nil, a.d.trusts, func(attest.ID) bool { served++; return true })
 
 	const budget = 40
-	b := startDaemonWith(t, t.TempDir(), nil, []string{a.addr(t)}, DaemonOptions{MaxUntrusted: budget})
+	b := startDaemonWith(t, t.TempDir(), nil, []string{a.addr(t)}, daemonSetup{opts: DaemonOptions{MaxUntrusted: budget}})
 	waitFor(t, 30*time.Second, "b to fill its untrusted budget", func() bool {
 		n, _ := b.n.Store().Untrusted()
 		return n == budget
