@@ -45,8 +45,8 @@ const (
 	// Accept: the message is valid and was stored; gossip relays it.
 	Accept
 	// Ignore: drop the message quietly, neither relay nor penalise (for
-	// example a well-formed document from an untrusted signer, kept in
-	// quarantine, or one this node cannot judge).
+	// example a well-formed document from an untrusted signer, kept but
+	// not relayed, or one this node cannot judge).
 	Ignore
 )
 

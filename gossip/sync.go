@@ -587,7 +587,7 @@ func (s *servingSlots) release(p peer.ID) {
 }
 
 // idCache remembers IDs the Handler ignored, so periodic sync does not
-// fetch the same quarantined messages again and again.
+// fetch the same untrusted messages again and again (Resync clears it).
 type idCache struct {
 	mu  sync.Mutex
 	m   map[[idLen]byte]time.Time
