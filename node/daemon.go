@@ -492,8 +492,11 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		}
 	}
 	if fp, held, err := d.n.store.Signer(p.ID); err == nil && held {
+		// Relayed only if it counts here: trusted, and not voided by its key.
 		if d.trusts(fp) {
-			return gossip.Accept, "", ""
+			if _, meta, err := d.n.store.Get(p.ID); err == nil && meta.Verification.OK() {
+				return gossip.Accept, "", ""
+			}
 		}
 		return gossip.Ignore, "", ""
 	}

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,4 +144,71 @@ func keysOf(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestTrustChangesTakeEffectAtOnce: on a running daemon, trust remove, a
+// revocation and trust add change the very next report, and a restart
+// changes nothing.
+func TestTrustChangesTakeEffectAtOnce(t *testing.T) {
+	alice, bob, carol := newBuilder(t, "alice"), newBuilder(t, "bob"), newBuilder(t, "carol")
+	home := t.TempDir()
+	td := startDaemon(t, home, nil, nil, alice, bob, carol)
+	tree := t.TempDir()
+	for _, b := range []builderKey{alice, bob, carol} {
+		b.writeAttestation(t, tree, b.attestation("0.5.0", sha('a'), commitA, "rustc 1.82.0"))
+	}
+	mustImport(t, td.n, tree)
+	report := func(n *Node) *attest.Report {
+		t.Helper()
+		r, err := n.Status("", "0.5.0", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	names := func(r *attest.Report) (out []string) {
+		for _, b := range r.Builders {
+			out = append(out, b.Name)
+		}
+		return out
+	}
+	if r := report(td.n); r.Verdict != attest.Consensus || len(r.Builders) != 3 {
+		t.Fatalf("all trusted: %s %v", r.Verdict, names(r))
+	}
+
+	api := func(method, path string, body []byte) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		td.d.apiHandler().ServeHTTP(rec, httptest.NewRequest(method, path, bytes.NewReader(body)))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+	}
+	api(http.MethodDelete, "/v1/trust/"+carol.sk.Public().Fingerprint, nil)
+	if r := report(td.n); !slices.Equal(names(r), []string{"alice", "bob"}) || len(r.Untrusted) != 1 {
+		t.Fatalf("after trust remove carol: %v, %d untrusted", names(r), len(r.Untrusted))
+	}
+	revoked, err := bob.sk.RevokedPublic(true, "stolen", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.n.AddKeys([]*attest.Key{revoked}); err != nil {
+		t.Fatal(err)
+	}
+	r := report(td.n)
+	if !slices.Equal(names(r), []string{"alice"}) || r.Verdict != attest.Pending ||
+		!slices.ContainsFunc(r.Rejected, func(d attest.DocRef) bool { return d.Reason == string(attest.StatusRevokedKey) }) {
+		t.Fatalf("after bob's revocation: %s %v, rejected %+v", r.Verdict, names(r), r.Rejected)
+	}
+	apiTrust(t, td.d, carol.sk.Public().Bytes())
+	before := report(td.n)
+	if !slices.Equal(names(before), []string{"alice", "carol"}) || before.Verdict != attest.Consensus {
+		t.Fatalf("after trust add carol: %s %v", before.Verdict, names(before))
+	}
+
+	td.shutdown()
+	back := startDaemon(t, home, nil, nil)
+	if a, b := mustJSON(t, before), mustJSON(t, report(back.n)); a != b {
+		t.Fatalf("the report changed across a restart:\n%s\n%s", a, b)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/rbnode/rbnode/attest"
@@ -116,5 +117,45 @@ func TestUntrustedEviction(t *testing.T) {
 	}
 	if len(served) != 1 || served[0] != e0.Record.ID {
 		t.Fatalf("served to peers: %v, want only alice's document", served)
+	}
+}
+
+// TestLegacyQuarantine: the quarantine an earlier rbnode kept is read back
+// envelope by envelope, then deleted whole; nothing else is touched.
+func TestLegacyQuarantine(t *testing.T) {
+	s := openMemStore(t)
+	if _, err := s.PutUntrusted(untrustedEntry(1, "p", "1.0", "MALLORY0"), 0, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	var id attest.ID
+	id[0] = 7
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range [][]byte{
+			key(pQuar, id[:]), key(pQuarMeta, id[:]), key(pQuarRel, []byte("p\x001.0\x00"), id[:]),
+			key(pQuarOrder, seqKey(0)), key(pQuarVer, []byte("1.0\x00p")),
+			key(pSetting, []byte("quarantine-first")), key(pSetting, []byte("quarantine-next")),
+		} {
+			if err := txn.Set(k, []byte("envelope")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs []string
+	if err := s.LegacyQuarantine(func(env []byte) bool { envs = append(envs, string(env)); return true }); err != nil || len(envs) != 1 || envs[0] != "envelope" {
+		t.Fatalf("legacy quarantine read: %q %v", envs, err)
+	}
+	if err := s.DropLegacyQuarantine(); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for _, p := range [][]byte{pQuar, pQuarMeta, pQuarRel, pQuarOrder, pQuarVer, []byte("1/s/quarantine")} {
+		s.keys(p, func([]byte) bool { left++; return true })
+	}
+	if n, _ := s.Count(); left != 0 || n != 1 {
+		t.Fatalf("after dropping: %d legacy keys left, %d documents (want 0, 1)", left, n)
 	}
 }
