@@ -126,10 +126,18 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(h + "  a-1.0.zip\r\n" + h + " *b-1.0.zip\r\n"))
 	f.Add([]byte(h + "  a-1.0.zip\n" + h + "  a-1.0.zip"))
 	f.Add([]byte(strings.ToUpper(h) + "  a-1.0.zip\n"))
+	f.Add([]byte(h + "  x86_64-apple-darwin/a-1.0.dmg\n" + h + "  a/../b-1.0.zip\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		enc := roundTrip(t, in, attest.ParseManifest, (*attest.Manifest).Encode)
 		if enc == nil {
 			return
+		}
+		if m, err := attest.ParseManifest(in); err == nil {
+			for _, e := range m.Entries {
+				if !filepath.IsLocal(e.Name) || strings.Contains(e.Name, `\`) {
+					t.Fatalf("accepted artifact name %q escapes a directory", e.Name)
+				}
+			}
 		}
 		// Canonical input (final newline, lowercase hashes) comes back
 		// byte for byte.
