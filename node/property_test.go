@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 			t.Logf("replay with: go test ./node -run TestVerdictIsOrderIndependent -property.seed=%d", seed)
 		}
 	})
-	scale := propertyScale{nodes: 3, builders: 4, releases: 3, restarts: 2}
+	scale := propertyScale{nodes: 3, builders: 5, releases: 4, restarts: 3}
 	if *propertyLong {
 		scale = propertyScale{nodes: 6, builders: 10, releases: 20, restarts: 10}
 	}
@@ -158,9 +159,11 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 		}
 		nodes[i] = startDaemonWith(t, homes[i], nil, boot, setups[i])
 	}
+	var fromNetwork atomic.Int64 // documents stored from gossip or sync
 	for i := range nodes {
 		homes[i] = t.TempDir()
 		setups[i].syncInterval = time.Second
+		setups[i].opts.Stored = func(attest.ID) { fromNetwork.Add(1) }
 		if rng.IntN(2) == 0 {
 			setups[i].opts.MaxUntrusted = 1 + rng.IntN(len(docs)/2+1)
 		}
@@ -216,6 +219,10 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 			t.Fatalf("the nodes did not converge on the reference's reports within 90 s; first difference:\n%s", d)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("converged; %d documents were stored from gossip or sync", fromNetwork.Load())
+	if fromNetwork.Load() == 0 {
+		t.Fatal("no document travelled over the network: the scenario tested imports only")
 	}
 }
 
