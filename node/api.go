@@ -181,8 +181,9 @@ func (d *Daemon) apiHandler() http.Handler {
 			return
 		}
 		keys, err := n.ApplyTrust(req)
-		if err == nil {
-			err = d.trustChanged()
+		// Even a request that failed half way may have trusted some keys.
+		if terr := d.trustChanged(); err == nil {
+			err = terr
 		}
 		reply(w, keys, err)
 	})

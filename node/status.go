@@ -162,6 +162,9 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 			continue
 		}
 		r, err := n.status(k.Project, k.Version, quorum, ts)
+		if errors.Is(err, ErrUnknownRelease) {
+			continue // its untrusted documents were dropped since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
