@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build dist demo test e2e fuzz bench pgo lint tidy clean
+.PHONY: help build dist demo test e2e property fuzz bench pgo lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ test: ## run the unit and integration tests (needs gpg)
 
 e2e: ## run the end-to-end tests with real rbnode processes
 	$(GO) test -count=1 -tags e2e -run '^TestE2E' ./cmd/rbnode/
+
+SEED        ?= 0
+property: ## the long order-independence property test (SEED=N replays a run)
+	$(GO) test -count=1 -run '^TestVerdictIsOrderIndependent$$' ./node/ -property.long -property.seed=$(SEED) -v 2>&1 | grep -v '"level"'
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@for pkg in $$($(GO) list ./...); do \

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -339,12 +341,58 @@ func TestParseManifestRefuses(t *testing.T) {
 		t.Fatalf("the too-many-entries case is %d bytes, over the size limit", len(many))
 	}
 	for _, n := range unsafeNames {
-		if n.name == "" || n.name == "a\nb" {
-			continue // no name, or two lines: covered above
+		if n.name == "" || n.name == "a\nb" || strings.Contains(n.name, "/") {
+			continue // no name, two lines, or a path: covered above and below
 		}
 		cases = append(cases, badCase{fmt.Sprintf("artifact %q", n.name), []byte(h + "  " + n.name + "\n"), bothBad, []string{"artifact name", n.msg}})
 	}
+	for _, n := range unsafePaths {
+		cases = append(cases, badCase{fmt.Sprintf("artifact path %q", n.name), []byte(h + "  " + n.name + "\n"), bothBad, []string{"artifact name", n.msg}})
+	}
 	runBad(t, func(b []byte) error { _, err := attest.ParseManifest(b); return err }, cases)
+}
+
+// unsafePaths are artifact names with "/" that could leave a directory
+// they are joined under, and the message fragment each gives.
+var unsafePaths = []struct{ name, msg string }{
+	{"../x", `segment 1 ".." is a relative path`},
+	{"a/../../x", `segment 2 ".." is a relative path`},
+	{"a/./b", `segment 2 "." is a relative path`},
+	{"/etc/passwd", "empty path segment"},
+	{"a//b", "empty path segment"},
+	{"a/b/", "empty path segment"},
+	{`a/b\..\..\x`, `has "\\" at byte 1`},
+	{"a/b c", `has " " at byte 1`},
+	{"x/" + strings.Repeat("y", attest.MaxPathLen), "more than 1024"},
+}
+
+// TestCheckPath: names with directories pass when every segment is a safe
+// name; whatever passes stays inside a directory it is joined under.
+func TestCheckPath(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"bitcoin-22.0.tar.gz", "x86_64-apple-darwin/bitcoin-22.0-osx-unsigned.dmg", "a/b/c.zip"} {
+		if err := attest.CheckPath("artifact name", ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+		if !filepath.IsLocal(ok) {
+			t.Errorf("%q passes but is not local", ok)
+		}
+	}
+	bad := unsafePaths
+	for _, n := range unsafeNames {
+		if !strings.Contains(n.name, "/") { // "a/b" is a path, "../x" is in unsafePaths
+			bad = append(bad, n)
+		}
+	}
+	for _, n := range bad {
+		err := attest.CheckPath("artifact name", n.name)
+		if !errors.Is(err, attest.ErrBadName) || !strings.Contains(err.Error(), n.msg) {
+			t.Errorf("%q: %v, want ErrBadName and %q", n.name, err, n.msg)
+		}
+	}
+	if got := attest.BaseName("aarch64-linux-gnu/bitcoin-22.0rc1-aarch64-linux-gnu.tar.gz"); got != "bitcoin-22.0rc1-aarch64-linux-gnu.tar.gz" {
+		t.Errorf("BaseName = %q", got)
+	}
 }
 
 // TestDocumentContext: the context a signature does not cover (the

@@ -241,15 +241,15 @@ func (d *Document) parseManifest(p *Parsed) error {
 }
 
 // BindManifest ties a manifest to the version of the directory it was found
-// in, which its signature does not cover. Every artifact must be named
-// `<project>-<version>` followed by '-' or by an extension ('.' and a
+// in, which its signature does not cover. Every artifact's base name must
+// be `<project>-<version>` followed by '-' or by an extension ('.' and a
 // letter), with one project throughout; so a manifest signed for 24.0.1
 // cannot be replayed as 24.0, nor one for 26.0rc1 as 26.0. It returns the
 // project.
 func BindManifest(m *Manifest, version string) (string, error) {
 	project := ""
 	for _, e := range m.Entries {
-		p, ok := projectOf(e.Name, version)
+		p, ok := projectOf(BaseName(e.Name), version)
 		if !ok {
 			return "", fmt.Errorf("artifact %q does not carry version %q in its name, so the manifest cannot be bound to that version: %w", e.Name, version, ErrContext)
 		}

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -125,10 +126,18 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(h + "  a-1.0.zip\r\n" + h + " *b-1.0.zip\r\n"))
 	f.Add([]byte(h + "  a-1.0.zip\n" + h + "  a-1.0.zip"))
 	f.Add([]byte(strings.ToUpper(h) + "  a-1.0.zip\n"))
+	f.Add([]byte(h + "  x86_64-apple-darwin/a-1.0.dmg\n" + h + "  a/../b-1.0.zip\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		enc := roundTrip(t, in, attest.ParseManifest, (*attest.Manifest).Encode)
 		if enc == nil {
 			return
+		}
+		if m, err := attest.ParseManifest(in); err == nil {
+			for _, e := range m.Entries {
+				if !filepath.IsLocal(e.Name) || strings.Contains(e.Name, `\`) {
+					t.Fatalf("accepted artifact name %q escapes a directory", e.Name)
+				}
+			}
 		}
 		// Canonical input (final newline, lowercase hashes) comes back
 		// byte for byte.
@@ -316,8 +325,8 @@ func FuzzDocumentParse(f *testing.F) {
 			t.Errorf("statement version %q, document version %q", p.Statement.Version, d.Version)
 		}
 		for _, e := range p.Statement.Artifacts {
-			if err := attest.CheckName("artifact", e.Name); err != nil {
-				t.Errorf("Parse accepted %v", err)
+			if err := attest.CheckPath("artifact", e.Name); err != nil || !filepath.IsLocal(e.Name) {
+				t.Errorf("Parse accepted artifact %q: %v", e.Name, err)
 			}
 		}
 		// The id depends on the signed content, not on armour or place.

@@ -29,7 +29,7 @@ type Entry struct {
 }
 
 // ParseManifest parses sha256sum output. Lines end in "\n" or "\r\n" (the
-// last newline may be missing); every name must pass CheckName.
+// last newline may be missing); every name must pass CheckPath.
 func ParseManifest(b []byte) (*Manifest, error) {
 	if len(b) > MaxManifestSize {
 		return nil, fmt.Errorf("manifest is %d bytes, more than %d: %w", len(b), MaxManifestSize, ErrMalformed)
@@ -85,7 +85,7 @@ func parseEntry(line []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("want two spaces or \" *\" after the hash, got %q", line[64:66])
 	}
 	e.Name = string(line[66:])
-	if err := CheckName("artifact name", e.Name); err != nil {
+	if err := CheckPath("artifact name", e.Name); err != nil {
 		return Entry{}, err
 	}
 	return e, nil

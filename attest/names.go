@@ -40,6 +40,42 @@ func CheckName(what, s string) error {
 	return nil
 }
 
+// MaxPathLen caps an artifact name with directories.
+const MaxPathLen = 1024
+
+// CheckPath reports whether s may name a file under a directory: one or
+// more "/"-separated segments, each passing CheckName (so no empty
+// segment, no "." or "..", no backslash), no leading or trailing "/", at
+// most MaxPathLen bytes. Joined under a directory, such a name stays in
+// it. Bitcoin Core's manifests name artifacts this way
+// ("x86_64-apple-darwin/bitcoin-22.0-osx-unsigned.dmg").
+func CheckPath(what, s string) error {
+	if len(s) > MaxPathLen {
+		return fmt.Errorf("%s is %d bytes long, more than %d: %w", what, len(s), MaxPathLen, ErrBadName)
+	}
+	if !strings.Contains(s, "/") {
+		return CheckName(what, s)
+	}
+	for i, seg := range strings.Split(s, "/") {
+		if seg == "" {
+			return fmt.Errorf("%s %q has an empty path segment (a leading, trailing or doubled /): %w", what, s, ErrBadName)
+		}
+		if err := CheckName(fmt.Sprintf("%s %q segment %d", what, s, i+1), seg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BaseName is the last "/"-separated segment of an artifact name: the file
+// name a download has.
+func BaseName(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
 func nameByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '.' || c == '_' || c == '+' || c == '-'

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -127,6 +128,31 @@ func newSecretKey(e *openpgp.Entity) (*SecretKey, error) {
 
 // Public returns the public half, as other nodes must know it.
 func (sk *SecretKey) Public() *Key { return sk.public }
+
+// RevokedPublic returns the public half with a revocation of the key made
+// at time at: compromised voids every signature the key made, otherwise
+// (retired) those made before at still count. The key itself is not
+// changed.
+func (sk *SecretKey) RevokedPublic(compromised bool, text string, at time.Time) (*Key, error) {
+	e := *sk.entity
+	e.Revocations = slices.Clone(e.Revocations)
+	reason := packet.KeyRetired
+	if compromised {
+		reason = packet.KeyCompromised
+	}
+	if err := e.RevokeKey(reason, text, &packet.Config{Time: func() time.Time { return at }, DefaultHash: crypto.SHA256}); err != nil {
+		return nil, fmt.Errorf("revoke key: %w", err)
+	}
+	var pub bytes.Buffer
+	if err := e.Serialize(&pub); err != nil {
+		return nil, fmt.Errorf("serialize revoked key: %w", err)
+	}
+	ks, err := ReadKeys(pub.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("read back revoked key: %w", err)
+	}
+	return ks[0], nil
+}
 
 // Armored returns the secret key as an armoured block GnuPG can import
 // (`gpg --import`). It is unprotected: keep it private.

@@ -79,12 +79,15 @@ type ArtifactReport struct {
 }
 
 // HashGroup is the trusted builders that claim the same hash for an
-// artifact. SHA256 holds one hash; a builder whose document lists the name
-// more than once with different hashes forms a group whose SHA256 holds all
-// of them, sorted and space-separated.
+// artifact. SHA256Set holds the hashes they claim, sorted: one, or, where
+// their documents list the name more than once with different hashes (as
+// Bitcoin Core 23.0's do for the unsigned dmg), all of them; a file with
+// any of them is that artifact. SHA256 holds the same hashes
+// space-separated.
 type HashGroup struct {
-	SHA256   string    `json:"sha256"`
-	Builders []Builder `json:"builders"`
+	SHA256    string    `json:"sha256"`
+	SHA256Set []string  `json:"sha256_set"`
+	Builders  []Builder `json:"builders"`
 	// Environment maps each build-environment field to the values the
 	// group's builders reported (attestations only).
 	Environment map[string][]string `json:"environment,omitempty"`
@@ -249,7 +252,7 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 		keys := sortedKeys(groups)
 		sort.SliceStable(keys, func(i, j int) bool { return len(groups[keys[i]]) > len(groups[keys[j]]) })
 		for _, key := range keys {
-			g := HashGroup{SHA256: key}
+			g := HashGroup{SHA256: key, SHA256Set: strings.Split(key, " ")}
 			for _, fp := range groups[key] {
 				g.Builders = append(g.Builders, builder(fp))
 			}

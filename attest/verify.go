@@ -44,6 +44,20 @@ type Verification struct {
 // OK reports whether the signature counts.
 func (v Verification) OK() bool { return v.Status == StatusGood }
 
+// Authentic reports whether the key named by Fingerprint made the
+// signature over exactly these bytes, whether or not it counts: good, or
+// voided by what the key itself says (revoked, expired, not for signing, a
+// weak hash). These judgements depend only on the document and the key, so
+// every node holding both reaches the same one. A bad signature, an
+// unknown key or a date in the future is not authentic.
+func (v Verification) Authentic() bool {
+	switch v.Status {
+	case StatusGood, StatusExpiredKey, StatusRevokedKey, StatusInvalidKey, StatusWeakHash:
+		return v.Fingerprint != ""
+	}
+	return false
+}
+
 // Keyring holds the public keys a node knows, trusted or not.
 type Keyring struct {
 	byFP map[string]*Key

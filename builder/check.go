@@ -76,10 +76,29 @@ func openOutDir(ctx context.Context, dir string) (*outDir, error) {
 
 func (o *outDir) close() { o.root.Close() }
 
-// regular makes sure name is a regular file in the directory.
+// regular makes sure name is a regular file in the directory. A name with
+// directories (as a manifest may list) is looked up through real
+// directories only: a symbolic link on the way is refused, and the root
+// confines every lookup to the output directory anyway.
 func (o *outDir) regular(name, why string) error {
-	if err := attest.CheckName("file name", name); err != nil {
+	if err := attest.CheckPath("file name", name); err != nil {
 		return checkErr(name, RuleName, err, "%s: %v", why, err)
+	}
+	for i := range len(name) {
+		if name[i] != '/' {
+			continue
+		}
+		dir := name[:i]
+		fi, err := o.root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return checkErr(name, RuleMissing, err, "%s, but its directory %s is not in the output directory", why, dir)
+		}
+		if err != nil {
+			return fmt.Errorf("check %s: %w", name, err)
+		}
+		if !fi.IsDir() {
+			return checkErr(name, RuleNotRegular, nil, "%s, but its directory %s is a %s", why, dir, fileKind(fi.Mode()))
+		}
 	}
 	fi, err := o.root.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {

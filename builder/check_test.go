@@ -398,6 +398,41 @@ func TestAttestManifest(t *testing.T) {
 	noFiles(t, req.Sign.Dest)
 }
 
+// TestAttestManifestWithDirectories: a manifest may name artifacts in
+// subdirectories of the output (as Bitcoin Core 22.x's do), read through
+// real directories only: a directory that is a link out of the output is
+// refused, and nothing is signed.
+func TestAttestManifestWithDirectories(t *testing.T) {
+	t.Parallel()
+	const name = "x86_64-linux-gnu/rbnode-1.2.0-x86_64-linux-gnu.tar.gz"
+	dir, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{dir, outside} {
+		os.MkdirAll(filepath.Join(d, "x86_64-linux-gnu"), 0o755)
+		os.WriteFile(filepath.Join(d, name), []byte("binary"), 0o644)
+	}
+	sums := sum(t, filepath.Join(dir, name)) + "  " + name + "\n"
+	os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644)
+	sk := testKey(t, "Manifest Builder")
+	req := AttestRequest{Kind: attest.KindManifest, Version: "1.2.0", Now: testTime,
+		Sign: Signing{Signer: sk, BuilderID: "fanquake", Dest: t.TempDir(), Name: "all"}}
+	s, err := Attest(t.Context(), dir, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Document.Body) != sums {
+		t.Fatalf("signed %q", s.Document.Body)
+	}
+
+	os.RemoveAll(filepath.Join(dir, "x86_64-linux-gnu"))
+	if err := os.Symlink(filepath.Join(outside, "x86_64-linux-gnu"), filepath.Join(dir, "x86_64-linux-gnu")); err != nil {
+		t.Fatal(err)
+	}
+	req.Sign.Dest = t.TempDir()
+	_, err = Attest(t.Context(), dir, req)
+	wantCheck(t, err, CheckError{File: name, Rule: RuleNotRegular, Detail: "listed in SHA256SUMS, but its directory x86_64-linux-gnu is a symbolic link"})
+	noFiles(t, req.Sign.Dest)
+}
+
 // failingSigner refuses to sign.
 type failingSigner struct{}
 

@@ -2,11 +2,14 @@ package cli_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/cli"
 )
 
@@ -93,5 +96,62 @@ func TestBadConfigIsAUsageError(t *testing.T) {
 	os.WriteFile(filepath.Join(home, "config.toml"), []byte("quorum = 50\n"), 0o600)
 	if code, _, stderr := run(t, home, "status", "--quorum", "2"); code != cli.ExitOK {
 		t.Errorf("flag over config: exit %d: %s", code, stderr)
+	}
+}
+
+// TestUntrustedDocumentCannotChangeTheGate: one attestation by an untrusted
+// key claiming version 24.0 of another project changes neither the exit
+// code nor the output of the release manager's `status 24.0 --quorum 3`.
+func TestUntrustedDocumentCannotChangeTheGate(t *testing.T) {
+	home := t.TempDir()
+	keys, _ := filepath.Glob("../testdata/guix.sigs/builder-keys/*.gpg")
+	if code, _, stderr := run(t, home, "import", "../testdata/guix.sigs"); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := run(t, home, append([]string{"trust", "add"}, keys...)...); code != 0 {
+		t.Fatalf("trust add: exit %d: %s", code, stderr)
+	}
+	gate := func() (int, string) {
+		t.Helper()
+		code, out, stderr := run(t, home, "status", "24.0", "--quorum", "3", "--json")
+		return code, out + stderr
+	}
+	code, out := gate()
+
+	now := time.Now().Add(-time.Hour)
+	sk, err := attest.GenerateKey("mallory", "mallory@example.org", now.Add(-time.Hour), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &attest.Attestation{
+		Schema: attest.AttestationSchema, Package: "cuprated", Version: "24.0",
+		GitCommit: strings.Repeat("1", 40), SourceDateEpoch: 1747000000, GuixSystem: "x86_64-linux",
+		RustTarget: "x86_64-unknown-linux-gnu",
+		Artifact:   attest.File{Filename: "cuprated-24.0-x86_64-unknown-linux-gnu.tar.gz", SHA256: strings.Repeat("e", 64), Size: 1},
+		Distsrc:    attest.File{Filename: "cuprate-24.0-111111111111-src.tar.gz", SHA256: strings.Repeat("d", 64), Size: -1},
+		BuilderID:  "mallory", AttestedAt: now,
+	}
+	dir := filepath.Join(t.TempDir(), "24.0", "mallory")
+	os.MkdirAll(dir, 0o755)
+	body := a.Encode()
+	sig, err := sk.Sign(body, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "attestation.json"), body, 0o644)
+	os.WriteFile(filepath.Join(dir, "attestation.json.asc"), sig, 0o644)
+	pub := filepath.Join(t.TempDir(), "mallory.asc")
+	os.WriteFile(pub, sk.Public().Bytes(), 0o644)
+	if code, _, stderr := run(t, home, "key", "import", pub); code != 0 { // known, not trusted
+		t.Fatalf("key import: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := run(t, home, "import", filepath.Join(dir, "attestation.json")); code != 0 {
+		t.Fatalf("import mallory's attestation: exit %d: %s", code, stderr)
+	}
+	if code2, out2 := gate(); code2 != code || out2 != out {
+		t.Fatalf("status 24.0 --quorum 3: exit %d, then %d with mallory's cuprated 24.0 stored:\n%s\n---\n%s", code, code2, out, out2)
+	}
+	if code, out, _ := run(t, home, "status", "24.0", "--project", "cuprated", "--json"); code != cli.ExitInconclusive || !strings.Contains(out, `"reason": "untrusted_key"`) {
+		t.Fatalf("cuprated 24.0: exit %d\n%s", code, out)
 	}
 }

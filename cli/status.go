@@ -540,7 +540,10 @@ func verifyCommand() *ucli.Command {
 				for _, r := range res {
 					word := map[node.FileOutcome]string{node.FileMatch: "OK", node.FileMismatch: "MISMATCH", node.FileNoConsensus: "UNKNOWN"}[r.Outcome]
 					fmt.Fprintf(c.App.Writer, "%-8s %s\n         sha256 %s\n         %s\n", word, r.Path, r.SHA256, r.Detail)
-					if r.Outcome == node.FileMismatch {
+					switch {
+					case r.Outcome == node.FileMismatch && len(r.ExpectedSet) > 1:
+						fmt.Fprintf(c.App.Writer, "         consensus sha256 one of %s\n", strings.Join(r.ExpectedSet, ", "))
+					case r.Outcome == node.FileMismatch:
 						fmt.Fprintf(c.App.Writer, "         consensus sha256 %s\n", r.Expected)
 					}
 				}

@@ -22,7 +22,7 @@
 //
 // The Handler judges every message, from gossip (it is the gossipsub topic
 // validator, so nothing is relayed before it says Accept) and from sync
-// alike: Accept (stored; relay), Ignore (drop quietly, e.g. quarantine) or
+// alike: Accept (stored; relay), Ignore (do not relay, e.g. an untrusted signer) or
 // Reject (invalid: the sender is penalised). The Inventory lets sync range
 // over the IDs the node holds and read a message back.
 //

@@ -45,8 +45,8 @@ const (
 	// Accept: the message is valid and was stored; gossip relays it.
 	Accept
 	// Ignore: drop the message quietly, neither relay nor penalise (for
-	// example a well-formed document from an untrusted signer, kept in
-	// quarantine, or one this node cannot judge).
+	// example a well-formed document from an untrusted signer, kept but
+	// not relayed, or one this node cannot judge).
 	Ignore
 )
 
@@ -108,6 +108,8 @@ type Network struct {
 	pen     *penalties
 	book    *peerBook
 	ignored *idCache
+	resync  chan struct{}
+	ready   chan struct{} // closed once Run has joined the topic
 	serving servingSlots
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
@@ -157,6 +159,8 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		pen:       &penalties{},
 		book:      &peerBook{},
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
+		resync:    make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {
@@ -292,6 +296,7 @@ func (n *Network) Run(ctx context.Context) (err error) {
 	defer sub.Cancel()
 	n.topic.Store(topic)
 	defer n.topic.Store(nil)
+	close(n.ready) // Run runs once
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -504,6 +509,10 @@ func (n *Network) Publish(ctx context.Context, data []byte) error {
 	}
 	return fmt.Errorf("publish: %w", err)
 }
+
+// Ready is closed once Run has joined the topic: from then on Publish
+// works (until Run returns).
+func (n *Network) Ready() <-chan struct{} { return n.ready }
 
 // Close stops Run, if running, and the host. It is idempotent.
 func (n *Network) Close() error {

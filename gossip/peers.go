@@ -402,6 +402,7 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 		inflight = make(map[peer.ID]bool)
 		last     = make(map[peer.ID]time.Time)
 		queue    []peer.ID
+		again    = make(map[peer.ID]bool) // synced again when the session ends
 	)
 	defer wg.Wait()
 	start := func() {
@@ -440,6 +441,18 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 		queue = append(queue, p)
 		start()
 	}
+	syncAll := func() {
+		for _, p := range n.host.Network().Peers() {
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, n.syncProto); len(ok) == 0 {
+				continue
+			}
+			if inflight[p] {
+				again[p] = true // its session may be past reconciling
+				continue
+			}
+			enqueue(p, true)
+		}
+	}
 	// A peer is synced again once the gossip mesh has settled after it
 	// connected: gossipsub forwards a message only to the mesh peers it
 	// has when the message arrives, so a document that arrived while the
@@ -469,9 +482,15 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 					enqueue(p, true)
 				}
 			}
+		case <-n.resync:
+			syncAll()
 		case p := <-done:
 			delete(inflight, p)
 			last[p] = time.Now()
+			if again[p] {
+				delete(again, p)
+				queue = append(queue, p)
+			}
 			if len(last) > 4*maxKnown {
 				for q, at := range last {
 					if time.Since(at) > n.cfg.tuning.syncSpacing {

@@ -253,6 +253,19 @@ func (n *Network) answerGet(m *getReq) *getResp {
 	return resp
 }
 
+// Resync starts a sync session with every connected peer at once
+// (following any session in progress with it), fetching again the
+// messages the Handler lately ignored: the node's judgement changed (its
+// trust set did) and what it declined may now be wanted. Run must be
+// running for the sessions to start; Resync itself never blocks.
+func (n *Network) Resync() {
+	n.ignored.clear()
+	select {
+	case n.resync <- struct{}{}:
+	default: // one is already due
+	}
+}
+
 // SyncWith connects to p if needed and runs one catch-up session: it finds
 // the messages p holds that the Inventory lacks and gives each to the
 // Handler. It works without Run (a light client). A peer that breaks the
@@ -574,7 +587,7 @@ func (s *servingSlots) release(p peer.ID) {
 }
 
 // idCache remembers IDs the Handler ignored, so periodic sync does not
-// fetch the same quarantined messages again and again.
+// fetch the same untrusted messages again and again (Resync clears it).
 type idCache struct {
 	mu  sync.Mutex
 	m   map[[idLen]byte]time.Time
@@ -599,6 +612,12 @@ func (c *idCache) add(id [idLen]byte) {
 		}
 	}
 	c.m[id] = time.Now().Add(c.ttl)
+}
+
+func (c *idCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
 }
 
 func (c *idCache) has(id [idLen]byte) bool {

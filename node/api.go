@@ -16,7 +16,6 @@ import (
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/builder"
 	"github.com/rbnode/rbnode/gossip"
-	"github.com/rbnode/rbnode/node/store"
 )
 
 // The local API: HTTP over a unix socket in the home (mode 0600), so that
@@ -198,15 +197,16 @@ func (d *Daemon) apiHandler() http.Handler {
 			return
 		}
 		keys, err := n.ApplyTrust(req)
-		if err == nil {
-			err = d.trustChanged(r.Context())
+		// Even a request that failed half way may have trusted some keys.
+		if terr := d.trustChanged(); err == nil {
+			err = terr
 		}
 		reply(w, keys, err)
 	})
 	mux.HandleFunc("DELETE /v1/trust/{fingerprint}", func(w http.ResponseWriter, r *http.Request) {
 		err := n.Untrust(r.PathValue("fingerprint"))
 		if err == nil {
-			err = d.reloadTrust()
+			err = d.trustChanged()
 		}
 		reply(w, struct{}{}, err)
 	})
@@ -297,6 +297,13 @@ func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (
 	if err != nil {
 		return out, err
 	}
+	if len(ids) > 0 {
+		select { // a daemon just started may not have joined the topic yet
+		case <-d.net.Ready():
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
 	for _, id := range ids {
 		env, err := d.n.Envelope(id)
 		if err != nil {
@@ -315,26 +322,15 @@ func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (
 	return out, nil
 }
 
-// trustChanged reloads the trust set and takes out of quarantine the
-// documents whose signers are now trusted.
-func (d *Daemon) trustChanged(ctx context.Context) error {
+// trustChanged makes a trust change effective on the running daemon: the
+// verdicts already follow the store's trust set; this reloads the copy
+// that decides what is relayed, kept within the untrusted budget and
+// shared by sync, and starts a sync round with every peer at once, for
+// the documents of newly trusted keys this node dropped or never fetched.
+func (d *Daemon) trustChanged() error {
 	if err := d.reloadTrust(); err != nil {
 		return err
 	}
-	ts := *d.trust.Load()
-	var promote [][]byte
-	var ids []attest.ID
-	d.n.store.Quarantined(func(e store.QuarantineEntry, env []byte) bool {
-		if _, ok := ts[e.Verification.Fingerprint]; ok {
-			promote = append(promote, env)
-			ids = append(ids, e.ID)
-		}
-		return true
-	})
-	for i, env := range promote {
-		if res, _, _ := d.judge(ctx, env, true); res == gossip.Accept {
-			d.n.store.Unquarantine(ids[i])
-		}
-	}
+	d.net.Resync()
 	return nil
 }

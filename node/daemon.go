@@ -43,6 +43,9 @@ type DaemonOptions struct {
 	// Stored, if set, is called with the id of each document from the
 	// network (gossip or sync) once it is durable in the store.
 	Stored func(attest.ID)
+	// MaxUntrusted bounds the documents from the network kept while their
+	// signers are untrusted; 0 is store.MaxUntrusted.
+	MaxUntrusted int
 }
 
 // Daemon is a running node: the store, gossip and sync with peers, and
@@ -234,6 +237,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.writer(ctx) })
 	g.Go(func() error { return d.net.Run(ctx) })
+	g.Go(func() error { return d.moveLegacyQuarantine(ctx) })
 	g.Go(func() error {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -259,6 +263,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// moveLegacyQuarantine judges again the envelopes a daemon of an earlier
+// rbnode kept in its separate quarantine, which stores them as any
+// document from the network, then drops that quarantine.
+func (d *Daemon) moveLegacyQuarantine(ctx context.Context) error {
+	var envs [][]byte
+	if err := d.n.store.LegacyQuarantine(func(env []byte) bool { envs = append(envs, env); return true }); err != nil {
+		return fmt.Errorf("read the old quarantine: %w", err)
+	}
+	if len(envs) == 0 {
+		return nil
+	}
+	for _, env := range envs {
+		d.judge(ctx, env, true)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil // judged again at the next start
+	}
+	d.log.Info().Int("documents", len(envs)).Msg("moved the old quarantine into the store")
+	return d.n.store.DropLegacyQuarantine()
 }
 
 // SyncWith runs one catch-up sync with each peer, without Run: the light
@@ -404,12 +429,12 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 }
 
 // handle is the gossip Handler: it judges an envelope from a peer (or from
-// this node's own Publish) and stores it when it is good and trusted.
-// Documents by keys this node does not trust are quarantined and not
-// relayed. What no honest node would relay (malformed, badly signed,
-// breaking a naming or context rule) is rejected, logged and counts
-// against the sender; a document whose key has since expired or been
-// revoked is dropped and logged, but not held against the sender.
+// this node's own Publish) and stores it when its signature is authentic.
+// Documents by keys this node does not trust are stored within the
+// untrusted budget and not relayed. What no honest node would relay
+// (malformed, badly signed, breaking a naming or context rule) is
+// rejected, logged and counts against the sender; a document dated in the
+// future is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
 	res, reason, detail := d.judge(ctx, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
@@ -422,8 +447,17 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 	return res
 }
 
-// judge decides on one envelope and stores it when it is good and trusted
-// (waiting until it is durable when wait is set).
+// trusts reports whether the daemon's current trust set holds fp.
+func (d *Daemon) trusts(fp string) bool {
+	_, ok := (*d.trust.Load())[fp]
+	return ok
+}
+
+// judge decides on one envelope and stores it when its signature is
+// authentic (waiting until it is durable when wait is set). What is
+// stored does not depend on the trust set, except that untrusted
+// documents are bounded: the verdict is computed from the stored
+// documents and the trust set of the moment it is asked for.
 func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Result, string, string) {
 	env, err := attest.DecodeEnvelope(data)
 	if err != nil {
@@ -432,9 +466,6 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 	p, err := env.Doc.Parse()
 	if err != nil {
 		return gossip.Reject, parseReason(err), err.Error()
-	}
-	if has, err := d.n.store.Has(p.ID); err == nil && has {
-		return gossip.Accept, "", ""
 	}
 	key, err := d.keys.get(env.Key)
 	if err != nil {
@@ -451,37 +482,38 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		kr = main.Clone()
 		kr.Add(key)
 	}
+	trusted := d.trusts(key.Fingerprint)
+	if kr != main && trusted {
+		// News about a trusted key (a revocation, a new subkey) is kept
+		// whatever the document: it re-judges everything the key signed.
+		if _, err := d.n.AddKeys([]*attest.Key{kr.Get(key.Fingerprint)}); err != nil {
+			d.log.Warn().Err(err).Msg("store key")
+			return gossip.Ignore, "", ""
+		}
+	}
+	if fp, held, err := d.n.store.Signer(p.ID); err == nil && held {
+		// Relayed only if it counts here: trusted, and not voided by its key.
+		if d.trusts(fp) {
+			if _, meta, err := d.n.store.Get(p.ID); err == nil && meta.Verification.OK() {
+				return gossip.Accept, "", ""
+			}
+		}
+		return gossip.Ignore, "", ""
+	}
 	v := kr.Verify(env.Doc.Body, p.Sig, d.n.now())
 	switch {
 	case v.Status == attest.StatusBadSignature:
 		return gossip.Reject, string(v.Status), v.Detail
-	case !v.OK():
-		// Expired, revoked, future-dated: invalid, but an honest peer that
-		// lacks the revocation (or has a skewed clock) relays it, so it is
-		// dropped and logged without counting against the sender.
+	case !v.Authentic():
+		// Future-dated, or a key that does not match the signature: an
+		// honest peer with a skewed clock relays it, so it is dropped and
+		// logged without counting against the sender.
 		d.log.Info().Str("reason", string(v.Status)).Str("detail", v.Detail).Msg("ignored a document")
 		_ = d.n.store.AddRejections([]store.Rejection{{
 			Time: d.n.now().UTC(), Source: "gossip", Version: p.Statement.Version, Signer: env.Doc.Signer,
 			File: env.Doc.Name, KeyID: v.KeyID, Reason: string(v.Status), Detail: v.Detail,
 		}})
 		return gossip.Ignore, "", ""
-	}
-	ts := *d.trust.Load()
-	if _, ok := ts[v.Fingerprint]; !ok {
-		_, err := d.n.store.Quarantine(store.QuarantineEntry{
-			ID: p.ID, Project: p.Statement.Project, Version: p.Statement.Version,
-			Signer: env.Doc.Signer, File: env.Doc.Name, Verification: v, ReceivedAt: d.n.now().UTC(),
-		}, data)
-		if err != nil {
-			d.log.Warn().Err(err).Msg("quarantine")
-		}
-		return gossip.Ignore, "", ""
-	}
-	if kr != main {
-		if _, err := d.n.AddKeys([]*attest.Key{kr.Get(v.Fingerprint)}); err != nil {
-			d.log.Warn().Err(err).Msg("store key")
-			return gossip.Ignore, "", ""
-		}
 	}
 	e := &store.Entry{
 		Record: store.Record{
@@ -492,8 +524,24 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		Meta:      store.Meta{ID: p.ID, Verification: v},
 		Artifacts: p.Statement.Artifacts,
 	}
+	if !d.trusts(v.Fingerprint) {
+		// Kept (bounded, oldest out) so that trusting its key later counts
+		// it at once; not relayed meanwhile.
+		added, err := d.n.store.PutUntrusted(e, d.opts.MaxUntrusted, d.trusts)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("store untrusted document")
+		} else if added && d.opts.Stored != nil {
+			d.opts.Stored(p.ID)
+		}
+		return gossip.Ignore, "", ""
+	}
 	if err := d.store(ctx, e, wait); err != nil {
 		d.log.Warn().Err(err).Msg("store document")
+		return gossip.Ignore, "", ""
+	}
+	if !v.OK() {
+		// Kept as evidence (status lists it, sync serves it) but voided by
+		// its key: not relayed.
 		return gossip.Ignore, "", ""
 	}
 	return gossip.Accept, "", ""
@@ -501,12 +549,13 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 
 var _ gossip.Inventory = inventory{}
 
-// inventory shows the store to sync: documents with good signatures, each
-// served as an envelope with its signer's key.
+// inventory shows the store to sync: documents with authentic signatures
+// by keys this node trusts (voided ones too, as evidence), each served as
+// an envelope with its signer's key.
 type inventory struct{ d *Daemon }
 
 func (i inventory) Range(prefix []byte, fn func(id [32]byte) bool) error {
-	return i.d.n.store.Range(prefix, func(id attest.ID) bool { return fn(id) })
+	return i.d.n.store.Range(prefix, i.d.trusts, func(id attest.ID) bool { return fn(id) })
 }
 
 func (i inventory) Get(id [32]byte) ([]byte, error) { return i.d.n.Envelope(id) }
@@ -518,8 +567,8 @@ func (n *Node) Envelope(id attest.ID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !meta.Verification.OK() {
-		return nil, fmt.Errorf("document %s has no good signature to share", id.Short())
+	if !meta.Verification.Authentic() {
+		return nil, fmt.Errorf("document %s has no authentic signature to share", id.Short())
 	}
 	key, err := n.store.KeyBytes(meta.Verification.Fingerprint)
 	if err != nil {

@@ -405,7 +405,10 @@ func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, err
 		return reject("unreadable", "no keyring: "+err.Error(), "")
 	}
 	v := kr.Verify(d.Body, p.Sig, now)
-	if !v.OK() && v.Status != attest.StatusUnknownKey {
+	// Kept: good signatures, ones voided by their key (revoked, expired:
+	// evidence that status lists, as it would had the key's news come
+	// later) and ones waiting for their key.
+	if !v.Authentic() && v.Status != attest.StatusUnknownKey {
 		return reject(string(v.Status), v.Detail, v.KeyID)
 	}
 	return importResult{id: p.ID, entry: &store.Entry{

@@ -182,6 +182,9 @@ func (n *Node) reverify(keys []*attest.Key) (int, error) {
 			}
 			for _, id := range ids {
 				rec, meta, err := n.store.Get(id)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // an untrusted document dropped meanwhile
+				}
 				if err != nil {
 					return changed, err
 				}
@@ -193,7 +196,9 @@ func (n *Node) reverify(keys []*attest.Key) (int, error) {
 				if v == meta.Verification {
 					continue
 				}
-				if err := n.store.SetVerification(id, v); err != nil {
+				if err := n.store.SetVerification(id, v); errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
 					return changed, err
 				}
 				changed++

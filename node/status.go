@@ -28,38 +28,71 @@ func (n *Node) quorum(q int) int {
 }
 
 // ResolveProject finds the project of a version: the given one, the
-// configured default, or the only project with documents for it.
+// configured default, or the only project with documents for it. Where
+// several projects have documents for the version, only those with a
+// document by a trusted key count: untrusted documents are listed by
+// status, but never make a version ambiguous.
 func (n *Node) ResolveProject(project, version string) (string, error) {
+	ts, err := n.TrustSet()
+	if err != nil {
+		return "", err
+	}
+	return n.resolveProject(project, version, ts)
+}
+
+func (n *Node) resolveProject(project, version string, ts attest.TrustSet) (string, error) {
 	if err := attest.CheckName("version", version); err != nil {
 		return "", usageErr(err)
 	}
 	if project != "" {
 		return project, nil
 	}
+	if n.cfg.Project != "" {
+		return n.cfg.Project, nil
+	}
 	projects, err := n.store.Projects(version)
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case n.cfg.Project != "":
-		return n.cfg.Project, nil
-	case len(projects) == 1:
-		return projects[0], nil
-	case len(projects) == 0:
+	switch len(projects) {
+	case 0:
 		return "", fmt.Errorf("version %s: %w", version, ErrUnknownRelease)
+	case 1:
+		return projects[0], nil
 	}
-	return "", usagef("version %s exists in several projects (%s); choose one with --project", version, strings.Join(projects, ", "))
+	var counted []string
+	for _, p := range projects {
+		docs, err := n.store.Release(p, version)
+		if err != nil {
+			return "", fmt.Errorf("read release %s %s: %w", p, version, err)
+		}
+		if slices.ContainsFunc(docs, func(d store.StoredDoc) bool {
+			v := d.Meta.Verification
+			_, ok := ts[v.Fingerprint]
+			return ok && v.OK()
+		}) {
+			counted = append(counted, p)
+		}
+	}
+	switch len(counted) {
+	case 0:
+		return "", fmt.Errorf("version %s: no trusted builder has attested it (untrusted documents name it in %s; choose one with --project to see them): %w",
+			version, strings.Join(projects, ", "), ErrUnknownRelease)
+	case 1:
+		return counted[0], nil
+	}
+	return "", usagef("version %s exists in several projects (%s); choose one with --project", version, strings.Join(counted, ", "))
 }
 
 // Status computes the verdict over one release from the stored documents,
 // the trust set and quorum (0: the configured quorum). Rejected input
 // logged for that version is listed in the report too.
 func (n *Node) Status(project, version string, quorum int) (*attest.Report, error) {
-	project, err := n.ResolveProject(project, version)
+	ts, err := n.TrustSet()
 	if err != nil {
 		return nil, err
 	}
-	ts, err := n.TrustSet()
+	project, err = n.resolveProject(project, version, ts)
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +118,6 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 		})
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
-	quarantined, err := n.store.QuarantinedIn(project, version)
-	if err != nil {
-		return nil, err
-	}
-	for _, q := range quarantined {
-		v := q.Verification
-		r.Untrusted = append(r.Untrusted, attest.DocRef{
-			Document: q.ID.String(), File: q.File, Signer: q.Signer, Fingerprint: v.Fingerprint,
-			KeyID: v.KeyID, SignedAt: v.SignedAt, Reason: "untrusted_key",
-			Detail: "received from a peer; kept in quarantine, not relayed",
-		})
-	}
 	rejs, err := n.store.Rejections(version)
 	if err != nil {
 		return nil, err
@@ -106,7 +127,7 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 			File: x.File, Signer: x.Signer, KeyID: x.KeyID, Reason: x.Reason, Detail: x.Detail,
 		})
 	}
-	if len(docs) == 0 && len(rejs) == 0 && len(quarantined) == 0 {
+	if len(docs) == 0 && len(rejs) == 0 {
 		return nil, fmt.Errorf("%s %s: %w", project, version, ErrUnknownRelease)
 	}
 	return r, nil
@@ -150,6 +171,9 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 			continue
 		}
 		r, err := n.status(k.Project, k.Version, quorum, ts)
+		if errors.Is(err, ErrUnknownRelease) {
+			continue // its untrusted documents were dropped since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -188,18 +212,23 @@ const (
 	FileNoConsensus FileOutcome = "no_consensus"
 )
 
-// FileResult is the verification of one local file.
+// FileResult is the verification of one local file. Artifact is the
+// manifest entry it was judged against, directories included
+// ("x86_64-apple-darwin/bitcoin-22.0-osx-unsigned.dmg" for a download
+// named by its base name). ExpectedSet holds every hash of the consensus
+// when the builders list the artifact's name more than once.
 type FileResult struct {
-	Path     string           `json:"path"`
-	SHA256   string           `json:"sha256"`
-	Outcome  FileOutcome      `json:"outcome"`
-	Project  string           `json:"project,omitempty"`
-	Version  string           `json:"version,omitempty"`
-	Artifact string           `json:"artifact,omitempty"`
-	Verdict  attest.Verdict   `json:"artifact_verdict,omitempty"`
-	Expected string           `json:"consensus_sha256,omitempty"`
-	Builders []attest.Builder `json:"builders,omitempty"`
-	Detail   string           `json:"detail"`
+	Path        string           `json:"path"`
+	SHA256      string           `json:"sha256"`
+	Outcome     FileOutcome      `json:"outcome"`
+	Project     string           `json:"project,omitempty"`
+	Version     string           `json:"version,omitempty"`
+	Artifact    string           `json:"artifact,omitempty"`
+	Verdict     attest.Verdict   `json:"artifact_verdict,omitempty"`
+	Expected    string           `json:"consensus_sha256,omitempty"`
+	ExpectedSet []string         `json:"consensus_sha256_set,omitempty"`
+	Builders    []attest.Builder `json:"builders,omitempty"`
+	Detail      string           `json:"detail"`
 }
 
 // FileHash is a local file and its sha256 (lowercase hex).
@@ -232,7 +261,8 @@ func (n *Node) VerifyFiles(paths []string, project, version string, quorum int) 
 
 // VerifyHashes compares each file with the consensus hash of the artifact
 // it is: found by its hash among attested artifacts, else by its file
-// name. version (optional) restricts the search to one version.
+// name (the base name of a manifest entry with directories). version
+// (optional) restricts the search to one version.
 func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum int) ([]FileResult, error) {
 	out := []FileResult{}
 	ts, err := n.TrustSet()
@@ -245,6 +275,11 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 			return r, nil
 		}
 		r, err := n.status(k.Project, k.Version, quorum, ts)
+		if errors.Is(err, ErrUnknownRelease) {
+			// Its documents were dropped (untrusted, over budget) since the
+			// index named it.
+			r, err = &attest.Report{}, nil
+		}
 		cache[k] = r
 		return r, err
 	}
@@ -254,7 +289,8 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 			return nil, usagef("%s: sha256 %q is not 64 hex digits", p, sum)
 		}
 		res := FileResult{Path: p, SHA256: sum, Outcome: FileNoConsensus}
-		byName, byHash, err := n.store.ReleasesWith(filepath.Base(p), sum)
+		base := filepath.Base(p)
+		byName, byHash, err := n.store.ReleasesWith(base, sum)
 		if err != nil {
 			return nil, err
 		}
@@ -276,10 +312,15 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 				return nil, err
 			}
 			for _, a := range r.Artifacts {
-				if a.Verdict == attest.Consensus && a.Hashes[0].SHA256 == sum {
+				if a.Verdict == attest.Consensus && slices.Contains(a.Hashes[0].SHA256Set, sum) {
+					g := a.Hashes[0]
 					res.Outcome, res.Project, res.Version, res.Artifact = FileMatch, k.Project, k.Version, a.Name
-					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, a.Hashes[0].Builders
-					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(a.Hashes[0].Builders), k.Project, k.Version, a.Name)
+					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, g.Builders
+					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, a.Name)
+					if len(g.SHA256Set) > 1 {
+						res.ExpectedSet = g.SHA256Set
+						res.Detail += fmt.Sprintf(": one of the set of %d hashes they list for that name", len(g.SHA256Set))
+					}
 					decided = true
 					break
 				}
@@ -298,19 +339,27 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 				return nil, err
 			}
 			for _, a := range r.Artifacts {
-				if a.Name != filepath.Base(p) {
+				if decided || attest.BaseName(a.Name) != base {
 					continue
+				}
+				entry := a.Name
+				if a.Name != base {
+					entry = fmt.Sprintf("%s (matched by its base name)", a.Name)
 				}
 				res.Project, res.Version, res.Artifact, res.Verdict = k.Project, k.Version, a.Name, a.Verdict
 				switch a.Verdict {
 				case attest.Consensus:
-					res.Outcome, res.Expected, res.Builders = FileMismatch, a.Hashes[0].SHA256, a.Hashes[0].Builders
-					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s", len(a.Hashes[0].Builders), k.Project, k.Version)
+					g := a.Hashes[0]
+					res.Outcome, res.Expected, res.Builders = FileMismatch, g.SHA256, g.Builders
+					if len(g.SHA256Set) > 1 {
+						res.ExpectedSet = g.SHA256Set
+					}
+					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, entry)
 					decided = true
 				case attest.Divergence:
-					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", a.Name, k.Project, k.Version)
+					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", entry, k.Project, k.Version)
 				default:
-					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", a.Name, k.Project, k.Version, r.Quorum)
+					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", entry, k.Project, k.Version, r.Quorum)
 				}
 			}
 		}

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node"
 )
 
@@ -475,4 +477,87 @@ func TestE2EBuildFollow(t *testing.T) {
 	if err := follow.Wait(); err != nil || !strings.Contains(followOut.String(), "== build 0.0.9 ended after ") {
 		t.Fatalf("builds --follow: %v\n%s", err, followOut)
 	}
+}
+
+// TestE2ETrustAfterCatchUp: b starts empty, catches up from a while
+// trusting no one, then trusts a's builder keys on the running daemon.
+// Every release's verdict and builder set become a's. It reads the full
+// guix.sigs data set beside the repository when there is one (the
+// figures in the log are then the ones docs/performance.md reports), else
+// the repository's subset.
+func TestE2ETrustAfterCatchUp(t *testing.T) {
+	guixSigs, _ := filepath.Abs("../../../shared/testdata/guix.sigs")
+	if _, err := os.Stat(guixSigs); err != nil {
+		guixSigs, _ = filepath.Abs("../../testdata/guix.sigs")
+	}
+	keys, _ := filepath.Glob(filepath.Join(guixSigs, "builder-keys", "*.gpg"))
+	a, b := t.TempDir(), t.TempDir()
+	must(t, a, append([]string{"trust", "add"}, keys...)...)
+	da := startDaemonProc(t, a, nil)
+	var imported node.ImportSummary
+	if err := json.Unmarshal([]byte(must(t, a, "import", guixSigs, "--json")), &imported); err != nil {
+		t.Fatal(err)
+	}
+	// a shares every document but those whose key it lacks.
+	shared := imported.Stored - imported.ByStatus[attest.StatusUnknownKey]
+	want := verdicts(t, must(t, a, "status", "--json"))
+	releases := strings.Count(want, "\n")
+
+	startDaemonProc(t, b, nil, da.addr(t))
+	eventually(t, 60*time.Second, "b to catch up, trusting no one", func() bool {
+		var list []node.ReleaseSummary
+		json.Unmarshal([]byte(must(t, b, "status", "--json")), &list)
+		held := 0
+		for _, r := range list {
+			held += r.Untrusted
+		}
+		return held == shared
+	})
+	start := time.Now()
+	must(t, b, append([]string{"trust", "add"}, keys...)...)
+	trustTook := time.Since(start)
+	agreeing := func() int {
+		out, _ := rbnode(t, b, "status", "--json")
+		got := strings.Split(verdicts(t, out), "\n")
+		n := 0
+		for _, line := range strings.Split(want, "\n") {
+			if line != "" && slices.Contains(got, line) {
+				n++
+			}
+		}
+		return n
+	}
+	atOnce := agreeing()
+	eventually(t, 60*time.Second, "b's verdicts to equal a's", func() bool { return agreeing() == releases })
+	took := time.Since(start)
+	// The builder sets, release by release.
+	var list []node.ReleaseSummary
+	json.Unmarshal([]byte(must(t, a, "status", "--json")), &list)
+	for _, r := range list {
+		ra, rb := builderSet(t, a, r.Version, r.Project), builderSet(t, b, r.Version, r.Project)
+		if ra != rb {
+			t.Errorf("%s %s: builders at b %s, at a %s", r.Project, r.Version, rb, ra)
+		}
+	}
+	t.Logf("%s: %d documents shared, %d releases; trust add of %d keys took %v; as it returned %d releases agreed, all %d within %v",
+		guixSigs, shared, releases, len(keys), trustTook.Round(10*time.Millisecond), atOnce, releases, took.Round(10*time.Millisecond))
+	if atOnce != releases {
+		t.Errorf("only %d of %d releases agreed as soon as trust add returned", atOnce, releases)
+	}
+}
+
+// builderSet is the builders of one release, as status --json lists them.
+func builderSet(t *testing.T, home, version, project string) string {
+	t.Helper()
+	out, _ := rbnode(t, home, "status", version, "--project", project, "--json")
+	var r struct {
+		Verdict  string `json:"verdict"`
+		Builders []struct {
+			Fingerprint string `json:"fingerprint"`
+		} `json:"builders"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("status %s at %s: %v\n%s", version, home, err, out)
+	}
+	return fmt.Sprint(r.Verdict, r.Builders)
 }

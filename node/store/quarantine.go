@@ -2,90 +2,89 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"time"
+	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/rbnode/rbnode/attest"
 )
 
-// Quarantine keys:
+// Documents from the network signed by keys this node does not trust are
+// stored like any other (status lists them as untrusted, and counts them
+// the moment their key is trusted), but their number is bounded: each is
+// also entered, in arrival order, in the untrusted index.
 //
-//	1/q/<id>                              the envelope (attest.Envelope encoding)
-//	1/qm/<id>                             its QuarantineEntry (JSON)
-//	1/qr/<project>\x00<version>\x00<id>   by release, for status
-//	1/qs/<seq>                            arrival order, for eviction
-//	1/qn/<version>\x00<project>             which projects have a version
+//	1/u/<seq>   the id of the seq-th document admitted while untrusted
+//	1/um/<id>   its seq
+//
+// Once the index holds more than the cap, the oldest entry leaves it; its
+// document is deleted unless its signer is trusted by then.
 var (
-	pQuarVer   = []byte("1/qn/")
-	pQuar      = []byte("1/q/")
-	pQuarMeta  = []byte("1/qm/")
-	pQuarRel   = []byte("1/qr/")
-	pQuarOrder = []byte("1/qs/")
+	pUntrusted   = []byte("1/u/")
+	pUntrustedID = []byte("1/um/")
 )
 
-// MaxQuarantine bounds the quarantine; the oldest entries go first.
-const MaxQuarantine = 10000
+// MaxUntrusted bounds the documents kept from the network whose signers
+// this node does not trust; the oldest go first.
+const MaxUntrusted = 10000
 
-// QuarantineEntry describes a validly signed document from a key this node
-// does not trust: kept, shown as untrusted, never relayed, never counted.
-type QuarantineEntry struct {
-	ID           attest.ID           `json:"-"`
-	Project      string              `json:"project"`
-	Version      string              `json:"version"`
-	Signer       string              `json:"signer"`
-	File         string              `json:"file"`
-	Verification attest.Verification `json:"verification"`
-	ReceivedAt   time.Time           `json:"received_at"`
-	Seq          uint64              `json:"seq"`
-}
-
-// Quarantine keeps an envelope. It reports false when it was already held.
-func (s *Store) Quarantine(e QuarantineEntry, envelope []byte) (bool, error) {
+// PutUntrusted stores a document whose signer is not trusted, with its
+// indexes, and enters it in the untrusted index in the same transaction,
+// dropping the oldest entries beyond limit (MaxUntrusted when 0). A
+// dropped entry's document is deleted unless trusted(its signer) holds
+// then. It reports whether the document was new.
+func (s *Store) PutUntrusted(e *Entry, limit int, trusted func(fingerprint string) bool) (bool, error) {
+	if limit <= 0 {
+		limit = MaxUntrusted
+	}
+	s.untrustedMu.Lock()
+	defer s.untrustedMu.Unlock()
 	added := false
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key(pQuar, e.ID[:])); err == nil {
+		id := e.Record.ID
+		if _, err := txn.Get(key(pDoc, id[:])); err == nil {
 			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
 		}
-		first, next, err := counters(txn, "quarantine-first", "quarantine-next")
+		set := txn.Set
+		if err := putEntry(e, set, func(k []byte) error { return set(k, nil) }); err != nil {
+			return err
+		}
+		first, next, err := counters(txn, "untrusted-first", "untrusted-next")
 		if err != nil {
 			return err
 		}
-		e.Seq = next
-		meta, err := json.Marshal(e)
-		if err != nil {
+		if err := set(key(pUntrusted, seqKey(next)), id[:]); err != nil {
 			return err
 		}
-		for _, kv := range []struct{ k, v []byte }{
-			{key(pQuar, e.ID[:]), envelope},
-			{key(pQuarMeta, e.ID[:]), meta},
-			{key(pQuarRel, []byte(e.Project), sep, []byte(e.Version), sep, e.ID[:]), nil},
-			{key(pQuarOrder, seqKey(next)), e.ID[:]},
-			{key(pQuarVer, []byte(e.Version), sep, []byte(e.Project)), nil},
-		} {
-			if err := txn.Set(kv.k, kv.v); err != nil {
-				return err
-			}
+		if err := set(key(pUntrustedID, id[:]), seqKey(next)); err != nil {
+			return err
 		}
 		next++
-		for ; next-first > MaxQuarantine; first++ {
-			if err := dropQuarantined(txn, first); err != nil {
+		for ; next-first > uint64(limit); first++ {
+			if err := s.evictUntrusted(txn, first, trusted); err != nil {
 				return err
 			}
 		}
 		added = true
-		if err := txn.Set(key(pSetting, []byte("quarantine-first")), seqKey(first)); err != nil {
+		if err := set(key(pSetting, []byte("untrusted-first")), seqKey(first)); err != nil {
 			return err
 		}
-		return txn.Set(key(pSetting, []byte("quarantine-next")), seqKey(next))
+		return set(key(pSetting, []byte("untrusted-next")), seqKey(next))
 	})
-	return added, err
+	if err != nil {
+		return false, fmt.Errorf("store untrusted document %s: %w", e.Record.ID.Short(), err)
+	}
+	return added, nil
 }
 
-func dropQuarantined(txn *badger.Txn, seq uint64) error {
-	item, err := txn.Get(key(pQuarOrder, seqKey(seq)))
+// evictUntrusted takes entry seq out of the untrusted index and deletes
+// its document unless its signer is trusted now.
+func (s *Store) evictUntrusted(txn *badger.Txn, seq uint64, trusted func(string) bool) error {
+	k := key(pUntrusted, seqKey(seq))
+	item, err := txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil
 	}
@@ -98,86 +97,120 @@ func dropQuarantined(txn *badger.Txn, seq uint64) error {
 	}
 	var id attest.ID
 	copy(id[:], idb)
-	return removeQuarantined(txn, id, seq)
-}
-
-func removeQuarantined(txn *badger.Txn, id attest.ID, seq uint64) error {
-	var e QuarantineEntry
-	if err := getJSON(txn, key(pQuarMeta, id[:]), &e); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+	if err := txn.Delete(k); err != nil {
 		return err
 	}
-	for _, k := range [][]byte{
-		key(pQuar, id[:]), key(pQuarMeta, id[:]),
-		key(pQuarRel, []byte(e.Project), sep, []byte(e.Version), sep, id[:]),
-		key(pQuarOrder, seqKey(seq)),
-	} {
+	if err := txn.Delete(key(pUntrustedID, id[:])); err != nil {
+		return err
+	}
+	var m Meta
+	switch err := getJSON(txn, key(pVer, id[:]), &m); {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	if m.Verification.Fingerprint != "" && trusted(m.Verification.Fingerprint) {
+		return nil
+	}
+	s.log.Debug().Str("document", id.Short()).Msg("dropped the oldest untrusted document")
+	return deleteDocument(txn, id, m)
+}
+
+// deleteDocument removes a document and its own index entries, and its
+// release from the version index when no other document names it. The
+// artifact and hash indexes may keep naming the release: readers of those
+// take a release without documents as one that says nothing.
+func deleteDocument(txn *badger.Txn, id attest.ID, m Meta) error {
+	var r Record
+	if err := getRecord(txn, id, &r); err != nil {
+		return err
+	}
+	proj, vers := []byte(r.Project), []byte(r.Version)
+	dels := [][]byte{
+		key(pDoc, id[:]), key(pVer, id[:]), key(pGood, id[:]),
+		key(pRelease, proj, sep, vers, sep, id[:]),
+	}
+	if kid := m.Verification.KeyID; kid != "" {
+		dels = append(dels, key(pIssuer, []byte(kid), []byte("/"), id[:]))
+	}
+	for _, k := range dels {
 		if err := txn.Delete(k); err != nil {
 			return err
 		}
 	}
-	return nil
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pRelease, proj, sep, vers, sep)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		return nil // another document still names the release
+	}
+	return txn.Delete(key(pVersion, vers, sep, proj))
 }
 
-// Unquarantine removes an entry (promoted to the store, say).
-func (s *Store) Unquarantine(id attest.ID) error {
-	return s.db.Update(func(txn *badger.Txn) error {
-		var e QuarantineEntry
-		if err := getJSON(txn, key(pQuarMeta, id[:]), &e); err != nil {
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return nil
-			}
-			return err
-		}
-		return removeQuarantined(txn, id, e.Seq)
-	})
+// Untrusted returns how many documents the untrusted index holds.
+func (s *Store) Untrusted() (int, error) {
+	n := 0
+	err := s.keys(pUntrusted, func([]byte) bool { n++; return true })
+	return n, err
 }
 
-// QuarantinedIn returns the quarantine entries of one release.
-func (s *Store) QuarantinedIn(project, version string) ([]QuarantineEntry, error) {
-	prefix := key(pQuarRel, []byte(project), sep, []byte(version), sep)
-	var out []QuarantineEntry
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+// The quarantine of layout 1 before untrusted documents joined the store:
+// envelopes kept apart. A daemon moves them into the store when it starts
+// (LegacyQuarantine, DropLegacyQuarantine); nothing writes them any more.
+var (
+	pQuar      = []byte("1/q/")
+	pQuarMeta  = []byte("1/qm/")
+	pQuarRel   = []byte("1/qr/")
+	pQuarOrder = []byte("1/qs/")
+	pQuarVer   = []byte("1/qn/")
+)
+
+// LegacyQuarantine calls fn with every envelope of the old quarantine,
+// oldest first, until fn returns false.
+func (s *Store) LegacyQuarantine(fn func(envelope []byte) bool) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pQuar, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var e QuarantineEntry
-			copy(e.ID[:], it.Item().Key()[len(prefix):])
-			if err := getJSON(txn, key(pQuarMeta, e.ID[:]), &e); err != nil {
+			env, err := it.Item().ValueCopy(nil)
+			if err != nil {
 				return err
 			}
-			out = append(out, e)
+			if !fn(env) {
+				return nil
+			}
 		}
 		return nil
 	})
-	return out, err
 }
 
-// Quarantined calls fn for every quarantined envelope, oldest first, until
-// fn returns false.
-func (s *Store) Quarantined(fn func(e QuarantineEntry, envelope []byte) bool) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pQuarOrder, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			idb, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			var e QuarantineEntry
-			copy(e.ID[:], idb)
-			if err := getJSON(txn, key(pQuarMeta, idb), &e); err != nil {
-				return err
-			}
-			item, err := txn.Get(key(pQuar, idb))
-			if err != nil {
-				return err
-			}
-			env, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if !fn(e, env) {
+// DropLegacyQuarantine deletes every key of the old quarantine.
+func (s *Store) DropLegacyQuarantine() error {
+	for _, p := range [][]byte{pQuar, pQuarMeta, pQuarRel, pQuarOrder, pQuarVer} {
+		var ks [][]byte
+		if err := s.keys(p, func(rest []byte) bool { ks = append(ks, key(p, rest)); return true }); err != nil {
+			return err
+		}
+		for len(ks) > 0 {
+			n := min(len(ks), 1000)
+			err := s.db.Update(func(txn *badger.Txn) error {
+				for _, k := range ks[:n] {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
 				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("drop the old quarantine: %w", err)
+			}
+			ks = ks[n:]
+		}
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for _, name := range []string{"quarantine-first", "quarantine-next"} {
+			if err := txn.Delete(key(pSetting, []byte(name))); err != nil {
+				return err
 			}
 		}
 		return nil

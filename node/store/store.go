@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -36,6 +36,11 @@ type Store struct {
 	db       *badger.DB
 	log      zerolog.Logger
 	readOnly bool
+	// untrustedMu serialises PutUntrusted: each admission reads and moves
+	// the untrusted index's bounds, and Badger (without conflict
+	// detection) would let two transactions take the same sequence number
+	// and leak an entry past the cap.
+	untrustedMu sync.Mutex
 }
 
 func isLockError(err error) bool {
@@ -277,6 +282,26 @@ func (s *Store) NewBatch() *Batch {
 // Put adds a document and its indexes. Put of a document already stored
 // rewrites identical bytes: documents are content-addressed.
 func (b *Batch) Put(e *Entry) error {
+	index := func(k []byte) error {
+		if _, ok := b.indexed[string(k)]; ok {
+			return nil
+		}
+		if len(b.indexed) >= maxIndexed {
+			clear(b.indexed)
+		}
+		b.indexed[string(k)] = struct{}{}
+		return b.wb.Set(k, nil)
+	}
+	if err := putEntry(e, b.wb.Set, index); err != nil {
+		return err
+	}
+	b.n++
+	return nil
+}
+
+// putEntry writes a document and its indexes through set; index writes
+// the release-level index keys, which many documents share.
+func putEntry(e *Entry, set func(k, v []byte) error, index func(k []byte) error) error {
 	r := &e.Record
 	rec, err := encodeRecord(r)
 	if err != nil {
@@ -288,53 +313,35 @@ func (b *Batch) Put(e *Entry) error {
 	}
 	id := r.ID[:]
 	proj, vers := []byte(r.Project), []byte(r.Version)
-	set := func(k, v []byte) error {
-		if err := b.wb.Set(k, v); err != nil {
-			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
-		}
-		return nil
+	kvs := []struct{ k, v []byte }{
+		{key(pDoc, id), rec},
+		{key(pVer, id), meta},
+		{key(pRelease, proj, sep, vers, sep, id), nil},
 	}
-	index := func(k []byte) error {
-		if _, ok := b.indexed[string(k)]; ok {
-			return nil
-		}
-		if len(b.indexed) >= maxIndexed {
-			clear(b.indexed)
-		}
-		b.indexed[string(k)] = struct{}{}
-		return set(k, nil)
-	}
-	if err := set(key(pDoc, id), rec); err != nil {
-		return err
-	}
-	if err := set(key(pVer, id), meta); err != nil {
-		return err
-	}
-	if err := set(key(pRelease, proj, sep, vers, sep, id), nil); err != nil {
-		return err
-	}
-	if e.Meta.Verification.OK() {
-		if err := set(key(pGood, id), nil); err != nil {
-			return err
-		}
+	if v := e.Meta.Verification; v.Authentic() {
+		kvs = append(kvs, struct{ k, v []byte }{key(pGood, id), []byte(v.Fingerprint)})
 	}
 	if kid := e.Meta.Verification.KeyID; kid != "" {
-		if err := set(key(pIssuer, []byte(kid), []byte("/"), id), nil); err != nil {
-			return err
+		kvs = append(kvs, struct{ k, v []byte }{key(pIssuer, []byte(kid), []byte("/"), id), nil})
+	}
+	for _, kv := range kvs {
+		if err := set(kv.k, kv.v); err != nil {
+			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
 		}
 	}
-	if err := index(key(pVersion, vers, sep, proj)); err != nil {
-		return err
-	}
+	idx := [][]byte{key(pVersion, vers, sep, proj)}
 	for _, a := range e.Artifacts {
-		if err := index(key(pArtifact, []byte(a.Name), sep, proj, sep, vers)); err != nil {
-			return err
-		}
-		if err := index(key(pHash, []byte(a.SHA256), sep, proj, sep, vers)); err != nil {
-			return err
+		idx = append(idx, key(pArtifact, []byte(a.Name), sep, proj, sep, vers), key(pHash, []byte(a.SHA256), sep, proj, sep, vers))
+		if base := attest.BaseName(a.Name); base != a.Name {
+			// A download has the base name of a name with directories.
+			idx = append(idx, key(pArtifact, []byte(base), sep, proj, sep, vers))
 		}
 	}
-	b.n++
+	for _, k := range idx {
+		if err := index(k); err != nil {
+			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
+		}
+	}
 	return nil
 }
 
@@ -421,22 +428,14 @@ type ReleaseKey struct {
 	Version string `json:"version"`
 }
 
-// Projects returns the projects that have documents (stored or
-// quarantined) for version.
+// Projects returns the projects that have documents for version, sorted.
 func (s *Store) Projects(version string) ([]string, error) {
 	var out []string
-	for _, p := range [][]byte{pVersion, pQuarVer} {
-		err := s.keys(key(p, []byte(version), sep), func(k []byte) bool {
-			if !slices.Contains(out, string(k)) {
-				out = append(out, string(k))
-			}
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	err := s.keys(key(pVersion, []byte(version), sep), func(k []byte) bool {
+		out = append(out, string(k))
+		return true
+	})
+	return out, err
 }
 
 // Releases returns every release with stored documents, ordered by
@@ -457,8 +456,8 @@ func (s *Store) Releases() ([]ReleaseKey, error) {
 	return out, err
 }
 
-// ReleasesWith returns the releases naming an artifact (by=name) or
-// carrying a hash (by=sha256).
+// ReleasesWith returns the releases naming an artifact (by=name, which
+// also finds "dir/name" by its base name) or carrying a hash (by=sha256).
 func (s *Store) ReleasesWith(artifact, sha256 string) (byName, byHash []ReleaseKey, err error) {
 	split := func(k []byte) ReleaseKey {
 		p, v, _ := bytes.Cut(k, sep)
@@ -493,16 +492,66 @@ func (s *Store) keys(prefix []byte, fn func(rest []byte) bool) error {
 	})
 }
 
-// Range calls fn for each stored document with a good signature whose id
-// starts with prefix, in ascending order, until fn returns false: the set
-// a node shares with its peers.
-func (s *Store) Range(prefix []byte, fn func(id attest.ID) bool) error {
-	return s.keys(key(pGood, prefix), func(rest []byte) bool {
-		var id attest.ID
-		copy(id[len(prefix):], rest)
-		copy(id[:], prefix)
-		return fn(id)
+// Range calls fn for each stored document with an authentic signature
+// (attest.Verification.Authentic) by a key for which keep returns true,
+// whose id starts with prefix, in ascending order, until fn returns false:
+// with keep reporting the trust set, the set a node shares with its peers.
+func (s *Store) Range(prefix []byte, keep func(fingerprint string) bool, fn func(id attest.ID) bool) error {
+	p := key(pGood, prefix)
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var id attest.ID
+			copy(id[:], it.Item().Key()[len(pGood):])
+			fp, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(fp) == 0 {
+				// Written before the index named the signer.
+				var m Meta
+				if err := getJSON(txn, key(pVer, id[:]), &m); err != nil {
+					return fmt.Errorf("read document %s: %w", id.Short(), err)
+				}
+				fp = []byte(m.Verification.Fingerprint)
+			}
+			if keep(string(fp)) && !fn(id) {
+				break
+			}
+		}
+		return nil
 	})
+}
+
+// Signer returns the fingerprint of the key that made a stored document's
+// authentic signature, and false when the document is not stored or its
+// signature is not authentic (yet).
+func (s *Store) Signer(id attest.ID) (string, bool, error) {
+	fp, ok := "", false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(pGood, id[:]))
+		if err != nil {
+			return err
+		}
+		b, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
+			var m Meta
+			if err := getJSON(txn, key(pVer, id[:]), &m); err != nil {
+				return err
+			}
+			b = []byte(m.Verification.Fingerprint)
+		}
+		fp, ok = string(b), true
+		return nil
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	return fp, ok, err
 }
 
 // Count returns the number of stored documents.
@@ -525,11 +574,14 @@ func (s *Store) DocsByKeyID(keyID string) ([]attest.ID, error) {
 }
 
 // SetVerification replaces a document's verification (after its key
-// changed).
+// changed). It returns ErrNotFound for a document not (or no longer)
+// stored.
 func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		var m Meta
-		if err := getJSON(txn, key(pVer, id[:]), &m); err != nil {
+		if err := getJSON(txn, key(pVer, id[:]), &m); errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("document %s: %w", id.Short(), ErrNotFound)
+		} else if err != nil {
 			return fmt.Errorf("document %s: %w", id.Short(), err)
 		}
 		m.Verification = v
@@ -537,8 +589,8 @@ func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
 		if err != nil {
 			return err
 		}
-		if v.OK() {
-			err = txn.Set(key(pGood, id[:]), nil)
+		if v.Authentic() {
+			err = txn.Set(key(pGood, id[:]), []byte(v.Fingerprint))
 		} else {
 			err = txn.Delete(key(pGood, id[:]))
 		}
