@@ -48,6 +48,12 @@ const (
 	// example a well-formed document from an untrusted signer, kept in
 	// quarantine, or one this node cannot judge).
 	Ignore
+	// Throttle: the sender is over its volume budget (too many documents
+	// by untrusted keys). Drop the message, do not relay it, and penalise
+	// the sender a little for each: a peer that keeps sending is
+	// disconnected and banned. Volume is not invalidity, so gossipsub
+	// itself sees an Ignore.
+	Throttle
 )
 
 func (r Result) String() string {
@@ -56,6 +62,8 @@ func (r Result) String() string {
 		return "accept"
 	case Ignore:
 		return "ignore"
+	case Throttle:
+		return "throttle"
 	case Reject:
 		return "reject"
 	}
@@ -474,6 +482,9 @@ func (n *Network) validate(ctx context.Context, from peer.ID, m *pubsub.Message)
 		return pubsub.ValidationAccept
 	case Ignore:
 		return pubsub.ValidationIgnore
+	case Throttle:
+		n.penalise(from, penaltyExcess, "over its budget of untrusted documents")
+		return pubsub.ValidationIgnore
 	default:
 		return pubsub.ValidationReject
 	}
@@ -524,6 +535,19 @@ func (n *Network) Close() error {
 	})
 	return n.closeErr
 }
+
+// TopicPeers returns the peers known to subscribe to the documents topic
+// (those a Publish reaches); none outside Run.
+func (n *Network) TopicPeers() []peer.ID {
+	if t := n.topic.Load(); t != nil {
+		return t.ListPeers()
+	}
+	return nil
+}
+
+// Banned reports whether p is banned now (its score fell under the
+// graylist threshold, or it broke the sync protocol).
+func (n *Network) Banned(p peer.ID) bool { return n.bans.has(p) }
 
 // ID is the node's peer ID.
 func (n *Network) ID() peer.ID { return n.host.ID() }

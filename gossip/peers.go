@@ -33,6 +33,9 @@ const (
 	invalidMessageWeight = -100 // P4, squared count: 1 → -100, 2 → -400
 	penaltyReject        = 100  // a synced message the Handler rejected
 	penaltyMalformed     = 1000 // a malformed sync frame
+	penaltyExcess        = 20   // a message over the sender's volume budget (Throttle)
+	penaltyStall         = 100  // a sync stream that stalled or dragged past its idle deadline
+	penaltyHeavy         = 100  // a sync session that exhausted its work budget
 	penaltyHalfLife      = 10 * time.Minute
 	minPeers             = 8 // fewer connected peers than this: dial more
 	maxDials             = 8 // dials at once

@@ -507,6 +507,10 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 				case Ignore:
 					ignored.Add(1)
 					c.n.ignored.add(it.id)
+				case Throttle:
+					ignored.Add(1)
+					c.n.ignored.add(it.id)
+					c.n.penalise(c.p, penaltyExcess, "served more untrusted documents than its budget")
 				default:
 					rejected.Add(1)
 					c.n.penalise(c.p, penaltyReject, "synced a message the handler rejected")

@@ -56,6 +56,10 @@ type Daemon struct {
 	trust  atomic.Pointer[attest.TrustSet]
 	ingest chan ingestReq
 	keys   keyCache
+	budget peerBudget
+	// diskLow is set while the disk is under the reserve, so that the
+	// refusal is logged when it starts and when it ends, not per message.
+	diskLow atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,6 +86,7 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		log:    n.log.With().Str("component", "daemon").Logger(),
 		ingest: make(chan ingestReq, 256),
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
+		budget: peerBudget{perMinute: n.cfg.UntrustedPerMinute, m: map[peer.ID]*tokens{}},
 	}
 	if err := d.reloadTrust(); err != nil {
 		return nil, err
@@ -107,6 +112,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g := gossip.DefaultConfig()
 	g.Network, g.Identity, g.MDNS, g.DHT = c.Network, id, c.MDNS, c.DHT
 	g.SyncInterval = c.SyncInterval.Duration
+	g.MaxMessageSize = int(c.MaxDocumentSize) + envelopeOverhead
 	g.HostFactory = d.opts.HostFactory
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
@@ -247,6 +253,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { return d.reclaim(ctx) })
 	if d.opts.Socket != "-" {
 		g.Go(func() error { return d.serveAPI(ctx) })
 	}
@@ -259,6 +266,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// reclaimInterval is how often the daemon gives back the store's space
+// held by deleted or overwritten values (Badger value-log GC).
+const reclaimInterval = 10 * time.Minute
+
+func (d *Daemon) reclaim(ctx context.Context) error {
+	t := time.NewTicker(reclaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if n, err := d.n.store.Reclaim(); err != nil {
+			d.log.Warn().Err(err).Msg("reclaim store space")
+		} else if n > 0 {
+			d.log.Info().Int("files", n).Msg("reclaimed store space")
+		}
+	}
 }
 
 // SyncWith runs one catch-up sync with each peer, without Run: the light
@@ -411,7 +439,7 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // against the sender; a document whose key has since expired or been
 // revoked is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
-	res, reason, detail := d.judge(ctx, data, false)
+	res, reason, detail := d.judgeFrom(ctx, from, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
@@ -425,9 +453,18 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 // judge decides on one envelope and stores it when it is good and trusted
 // (waiting until it is durable when wait is set).
 func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Result, string, string) {
+	return d.judgeFrom(ctx, "", data, wait)
+}
+
+// judgeFrom is judge for an envelope sent by a peer (empty: this node),
+// which is held to its budget of untrusted documents.
+func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait bool) (gossip.Result, string, string) {
 	env, err := attest.DecodeEnvelope(data)
 	if err != nil {
 		return gossip.Reject, "malformed", err.Error()
+	}
+	if max := int(d.n.cfg.MaxDocumentSize); len(env.Doc.Body) > max {
+		return gossip.Reject, "too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(env.Doc.Body), max)
 	}
 	p, err := env.Doc.Parse()
 	if err != nil {
@@ -466,8 +503,15 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		}})
 		return gossip.Ignore, "", ""
 	}
+	if !d.roomFor(len(data)) {
+		return gossip.Ignore, "", ""
+	}
 	ts := *d.trust.Load()
 	if _, ok := ts[v.Fingerprint]; !ok {
+		if from != "" && from != d.net.ID() && !d.budget.take(from, d.n.now()) {
+			d.log.Debug().Str("peer", from.String()).Msg("peer over its budget of untrusted documents")
+			return gossip.Throttle, "", ""
+		}
 		_, err := d.n.store.Quarantine(store.QuarantineEntry{
 			ID: p.ID, Project: p.Statement.Project, Version: p.Statement.Version,
 			Signer: env.Doc.Signer, File: env.Doc.Name, Verification: v, ReceivedAt: d.n.now().UTC(),
@@ -497,6 +541,65 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		return gossip.Ignore, "", ""
 	}
 	return gossip.Accept, "", ""
+}
+
+// roomFor reports whether a document of size bytes from the network may
+// be written: not while the disk is under the reserve. The node keeps
+// serving reads and sync meanwhile; the change is logged both ways.
+func (d *Daemon) roomFor(size int) bool {
+	err := d.n.room(size)
+	if err != nil {
+		if !d.diskLow.Swap(true) {
+			d.log.Error().Err(err).Msg("disk below the reserve: not accepting documents from the network until space is freed (reads and sync serving go on)")
+		}
+		return false
+	}
+	if d.diskLow.Swap(false) {
+		d.log.Warn().Msg("disk above the reserve again: accepting documents from the network")
+	}
+	return true
+}
+
+// peerBudget is a token bucket per peer for documents by untrusted keys:
+// perMinute tokens a minute, as many at most.
+type peerBudget struct {
+	perMinute int
+	mu        sync.Mutex
+	m         map[peer.ID]*tokens
+}
+
+type tokens struct {
+	n  float64
+	at time.Time
+}
+
+// maxBudgets bounds the peers tracked; full buckets are forgotten first.
+const maxBudgets = 4096
+
+// take spends one of p's tokens; false when it has none left.
+func (b *peerBudget) take(p peer.ID, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rate, burst := float64(b.perMinute)/60, float64(b.perMinute)
+	t := b.m[p]
+	if t == nil {
+		if len(b.m) >= maxBudgets {
+			for q, u := range b.m {
+				if u.n+rate*now.Sub(u.at).Seconds() >= burst {
+					delete(b.m, q)
+				}
+			}
+		}
+		t = &tokens{n: burst, at: now}
+		b.m[p] = t
+	}
+	t.n = min(burst, t.n+rate*max(0, now.Sub(t.at).Seconds()))
+	t.at = now
+	if t.n < 1 {
+		return false
+	}
+	t.n--
+	return true
 }
 
 var _ gossip.Inventory = inventory{}

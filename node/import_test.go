@@ -252,7 +252,7 @@ func TestBadInputIsRejectedAndNothingStoredIsLost(t *testing.T) {
 			os.MkdirAll(d, 0o755)
 			writeFile(t, filepath.Join(d, "all.SHA256SUMS.asc"), []byte("x"))
 		}},
-		{"oversized", "unreadable", func() {
+		{"oversized", "too_large", func() {
 			d := filepath.Join(bad, "1.0", "huge")
 			os.MkdirAll(d, 0o755)
 			writeFile(t, filepath.Join(d, "all.SHA256SUMS"), make([]byte, attest.MaxManifestSize+1))

@@ -348,17 +348,24 @@ func (n *Node) checkJob(j importJob, keyring func() (*attest.Keyring, error)) im
 	if j.rej != nil {
 		return reject(j.rej.Reason, j.rej.Detail)
 	}
-	body, err := readCapped(j.doc, attest.MaxManifestSize)
+	body, err := readCapped(j.doc, int64(n.cfg.MaxDocumentSize))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return reject("missing_document", "signature without its document "+filepath.Base(j.doc))
 	case errors.Is(err, errNotRegular):
 		return reject("not_regular_file", "document is not a regular file (symlinks are not followed)")
+	case errors.Is(err, errTooLarge):
+		return reject("too_large", err.Error()+" (max_document_size)")
 	case err != nil:
 		return reject("unreadable", err.Error())
 	}
 	sig, err := readCapped(j.sig, attest.MaxSignatureSize)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotRegular):
+		return reject("not_regular_file", "signature is not a regular file (symlinks are not followed)")
+	case errors.Is(err, errTooLarge):
+		return reject("too_large", err.Error())
+	case err != nil:
 		return reject("unreadable", err.Error())
 	}
 	d := &attest.Document{Kind: j.kind, Name: filepath.Base(j.doc), Body: body, Signature: sig}
@@ -377,6 +384,9 @@ func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, err
 			Time: now.UTC(), Source: source, Version: d.Version, Signer: d.Signer,
 			File: d.Name, KeyID: keyID, Reason: reason, Detail: detail,
 		}}
+	}
+	if max := int(n.cfg.MaxDocumentSize); len(d.Body) > max {
+		return reject("too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(d.Body), max), "")
 	}
 	p, err := d.Parse()
 	if err != nil {
@@ -501,6 +511,13 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				sum.Duplicate++
 				continue
 			}
+			if err := n.room(len(r.entry.Record.Body) + len(r.entry.Record.Signature)); err != nil {
+				// What is already in the batch fits: keep it.
+				if ferr := flush(); ferr != nil {
+					return ferr
+				}
+				return fmt.Errorf("store document %s: %w", id.Short(), err)
+			}
 			if err := batch.Put(r.entry); err != nil {
 				batch.Cancel()
 				return err
@@ -523,6 +540,9 @@ func (s *ImportSummary) note(r store.Rejection) {
 		s.Rejections = append(s.Rejections, r)
 	}
 }
+
+// errTooLarge is returned by readCapped for a file over its cap.
+var errTooLarge = errors.New("too large")
 
 // errNotRegular is returned by readCapped for symlinks, devices and the
 // like: an import never follows a link out of the tree it was given.
@@ -547,7 +567,7 @@ func readCapped(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
 	}
 	if fi.Size() > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", path, fi.Size(), max, errTooLarge)
 	}
 	b := make([]byte, fi.Size())
 	if _, err := io.ReadFull(f, b); err != nil {

@@ -34,6 +34,20 @@ func usageErr(err error) error { return usageError{err} }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// ErrDiskFull is returned when a write would leave less free disk space
+// than the configured disk_reserve (or when a writable open finds the disk
+// full): nothing is written.
+var ErrDiskFull = store.ErrDiskFull
+
+// room returns ErrDiskFull (wrapped, with the figures) unless size more
+// bytes leave the configured reserve free on the store's file system.
+func (n *Node) room(size int) error {
+	if err := n.store.Room(int64(size), int64(n.cfg.DiskReserve)); err != nil {
+		return fmt.Errorf("disk_reserve is %d MiB: %w", n.cfg.DiskReserve>>20, err)
+	}
+	return nil
+}
+
 // Node is an rbnode home opened for use: its store, keyring and trust set.
 type Node struct {
 	cfg   Config

@@ -34,6 +34,7 @@ var ErrNotFound = errors.New("not found")
 // Store is an open Badger store.
 type Store struct {
 	db       *badger.DB
+	dir      string // "" in memory
 	log      zerolog.Logger
 	readOnly bool
 }
@@ -54,6 +55,10 @@ type Options struct {
 	// to a writable open, which creates or replays it.
 	ReadOnly bool
 	Logger   zerolog.Logger
+
+	// vlogFileSize and memTableSize, when set, replace the defaults (tests
+	// of value-log reclaim need small files).
+	vlogFileSize, memTableSize int64
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -70,18 +75,31 @@ func Open(opts Options) (*Store, error) {
 		WithDetectConflicts(false).
 		WithValueThreshold(256).
 		WithCompression(options.None).WithBlockCacheSize(0)
+	if opts.vlogFileSize > 0 {
+		bo = bo.WithValueLogFileSize(opts.vlogFileSize)
+	}
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize)
+	}
+	dir := opts.Dir
 	if opts.InMemory {
-		bo.Dir, bo.ValueDir = "", ""
+		bo.Dir, bo.ValueDir, dir = "", "", ""
 	}
 	if opts.ReadOnly && !opts.InMemory && Exists(opts.Dir) {
 		db, err := badger.Open(bo.WithReadOnly(true))
 		if err == nil {
-			return opened(&Store{db: db, log: opts.Logger, readOnly: true})
+			return opened(&Store{db: db, dir: dir, log: opts.Logger, readOnly: true})
 		}
 		if isLockError(err) {
 			return nil, fmt.Errorf("open store %s: %w", opts.Dir, ErrLocked)
 		}
 		opts.Logger.Debug().Err(err).Msg("read-only open failed; opening writable to recover")
+	}
+	if dir != "" {
+		// A writable open on a full disk would end in a SIGBUS.
+		if err := checkFree(dir, MinFree); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -90,7 +108,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	return opened(&Store{db: db, log: opts.Logger})
+	return opened(&Store{db: db, dir: dir, log: opts.Logger})
 }
 
 func opened(s *Store) (*Store, error) {

@@ -1,0 +1,434 @@
+package node
+
+// The hostile-peer harness: a peer written against docs/protocol.md, with
+// no rbnode node behind it, attacks a real daemon. Each attack is a test;
+// `make attack` runs them at full size (RBNODE_ATTACK=long), `make test`
+// at a size that takes seconds. docs/threat-model.md records the figures.
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/gossip"
+	"github.com/rbnode/rbnode/node/store"
+)
+
+// longAttack is set by `make attack`: full-size floods.
+var longAttack = os.Getenv("RBNODE_ATTACK") == "long"
+
+// scale picks the short or the long size of an attack.
+func scale(short, long int) int {
+	if longAttack {
+		return long
+	}
+	return short
+}
+
+// attacker is a hostile peer: a bare gossip.Network whose handler accepts
+// anything (so it publishes whatever it is given) and whose inventory
+// serves whatever it was given.
+type attacker struct {
+	net *gossip.Network
+	inv *memInventory
+}
+
+// memInventory is an Inventory in memory, ids by envelopeID.
+type memInventory struct {
+	mu   sync.RWMutex
+	ids  []attest.ID // ascending
+	data map[attest.ID][]byte
+}
+
+func (m *memInventory) add(data []byte) attest.ID {
+	id := attest.ID(envelopeID(data))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.data[id]; !ok {
+		m.data[id] = data
+		i, _ := slices.BinarySearchFunc(m.ids, id, func(a, b attest.ID) int { return strings.Compare(string(a[:]), string(b[:])) })
+		m.ids = slices.Insert(m.ids, i, id)
+	}
+	return id
+}
+
+func (m *memInventory) Range(prefix []byte, fn func(id [32]byte) bool) error {
+	m.mu.RLock()
+	ids := slices.Clone(m.ids)
+	m.mu.RUnlock()
+	for _, id := range ids {
+		if strings.HasPrefix(string(id[:]), string(prefix)) && !fn(id) {
+			break
+		}
+	}
+	return nil
+}
+
+func (m *memInventory) Get(id [32]byte) ([]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if b, ok := m.data[id]; ok {
+		return b, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+// newAttacker starts a hostile peer on 127.0.0.1 (or on mn) that dials
+// the given peers.
+func newAttacker(t *testing.T, mn mocknet.Mocknet, dial ...string) *attacker {
+	t.Helper()
+	a := &attacker{inv: &memInventory{data: map[attest.ID][]byte{}}}
+	cfg := gossip.DefaultConfig()
+	cfg.Listen = []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/0")}
+	cfg.MDNS, cfg.DHT = false, false
+	cfg.SyncInterval = -1
+	cfg.ContentID = envelopeID
+	cfg.MaxMessageSize = gossip.MaxMessageSizeLimit
+	cfg.Logger = testLogger(t).With().Str("role", "attacker").Logger()
+	if mn != nil {
+		cfg.HostFactory = func(...libp2p.Option) (host.Host, error) { return mn.GenPeer() }
+	}
+	peers, err := ParsePeers(dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bootstrap = peers
+	accept := func(context.Context, peer.ID, []byte) gossip.Result { return gossip.Accept }
+	a.net, err = gossip.New(cfg, accept, a.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.net.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; a.net.Close() })
+	return a
+}
+
+// publish floods envs; the daemon's verdicts come back as penalties, not
+// errors, so only a local failure stops it.
+func (a *attacker) publish(t *testing.T, envs [][]byte) {
+	t.Helper()
+	for _, e := range envs {
+		if err := a.net.Publish(t.Context(), e); err != nil && !strings.Contains(err.Error(), "not running") {
+			t.Fatalf("attacker publish: %v", err)
+		}
+	}
+}
+
+// floodUntil publishes envelopes from next (called with 0, 1, 2, ...)
+// until done holds, and returns how many it sent.
+func (a *attacker) floodUntil(t *testing.T, limit time.Duration, next func(i int) []byte, done func() bool) int {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	i := 0
+	for ; !done(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d messages in %v: the attack's outcome did not come", i, limit)
+		}
+		_ = a.net.Publish(t.Context(), next(i))
+	}
+	return i
+}
+
+// waitSubscribed waits until the attacker knows td subscribes to the
+// topic, so that what it publishes reaches td.
+func (a *attacker) waitSubscribed(t *testing.T, td *testDaemon) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "the attacker to see the daemon on the topic", func() bool {
+		return slices.Contains(a.net.TopicPeers(), td.d.Network().ID())
+	})
+}
+
+// envelope signs body as b and wraps it with b's key.
+func (b builderKey) envelope(t testing.TB, d attest.Document) []byte {
+	t.Helper()
+	sig, err := b.sk.Sign(d.Body, testNow.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Signature = sig
+	return (&attest.Envelope{Doc: d, Key: b.sk.Public().Bytes()}).Encode()
+}
+
+// manifestEnvelope is a signed SHA256SUMS of about size bytes for
+// bitcoin <version>, distinct per seq.
+func (b builderKey) manifestEnvelope(t testing.TB, version string, seq, size int) []byte {
+	t.Helper()
+	m := &attest.Manifest{}
+	for i, n := 0, 0; n < size; i++ {
+		e := attest.Entry{
+			SHA256: fmt.Sprintf("%064x", seq*100000+i),
+			Name:   fmt.Sprintf("bitcoin-%s-part%05d-x86_64-linux-gnu.tar.gz", version, i),
+		}
+		m.Entries = append(m.Entries, e)
+		n += len(e.SHA256) + 3 + len(e.Name)
+	}
+	return b.envelope(t, attest.Document{Kind: attest.KindManifest, Version: version, Signer: b.name, Name: "all.SHA256SUMS", Body: m.Encode()})
+}
+
+// attestationEnvelope is a signed attestation of the stand-in release.
+func (b builderKey) attestationEnvelope(t testing.TB, version, artifactSHA string) []byte {
+	t.Helper()
+	return b.envelope(t, attest.Document{Kind: attest.KindAttestation, Name: "attestation.json", Body: b.attestation(version, artifactSHA, commitA, "rustc 1.82.0").Encode()})
+}
+
+// peakRSS is the process's peak resident memory so far, in MiB.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb >> 10
+		}
+	}
+	return -1
+}
+
+// diskUsed is the space the files under dir take on disk.
+func diskUsed(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		var st syscall.Stat_t
+		if err == nil && !d.IsDir() && syscall.Stat(p, &st) == nil {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	return n
+}
+
+// report logs an attack's figures in the shape of docs/threat-model.md.
+func report(t *testing.T, attack string, tried, survived, lost int, disk int64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("ATTACK %s: tried %d, survived %d, lost %d, peak RSS %d MiB (heap now %d MiB), store %d KiB",
+		attack, tried, survived, lost, peakRSS(), ms.HeapAlloc>>20, disk>>10)
+}
+
+// quarantined counts td's quarantined documents.
+func quarantined(td *testDaemon) int {
+	n := 0
+	_ = td.n.Store().Quarantined(func(store.QuarantineEntry, []byte) bool { n++; return true })
+	return n
+}
+
+// TestAttackOversizedDocuments: documents over max_document_size are
+// refused at import and from the wire, where the sender is banned; none
+// is stored.
+func TestAttackOversizedDocuments(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	// Import: an 80 KB manifest by a trusted key is one rejection.
+	n := openTestNode(t)
+	trustBuilders(t, n, alice)
+	tree := t.TempDir()
+	m := &attest.Manifest{}
+	for i := 0; len(m.Encode()) < 80<<10; i++ {
+		m.Entries = append(m.Entries, attest.Entry{SHA256: fmt.Sprintf("%064x", i), Name: fmt.Sprintf("bitcoin-24.0-part%05d.tar.gz", i)})
+	}
+	alice.writeManifest(t, tree, "24.0", "all.SHA256SUMS", m)
+	sum := mustImport(t, n, tree)
+	if sum.Stored != 0 || sum.ByReason["too_large"] != 1 {
+		t.Fatalf("import of an 80 KB manifest: %+v", sum.ImportProgress)
+	}
+
+	// The wire: a peer sends 80 KB and 480 KB documents by a trusted key.
+	td := startDaemon(t, t.TempDir(), nil, nil, alice)
+	a := newAttacker(t, nil, td.addr(t))
+	a.waitSubscribed(t, td)
+	sizes := []int{80 << 10, 480 << 10}
+	var sent []attest.ID
+	tried := a.floodUntil(t, 30*time.Second, func(i int) []byte {
+		env := alice.manifestEnvelope(t, "24.0", i, sizes[i%2])
+		sent = append(sent, envelopeID(env))
+		return env
+	}, func() bool { return td.d.Network().Banned(a.net.ID()) })
+	for _, id := range sent {
+		if td.has(id) {
+			t.Fatalf("an oversized document %s was stored", id.Short())
+		}
+	}
+	report(t, "oversized documents", tried, 1, 0, diskUsed(td.home))
+}
+
+// TestAttackUntrustedFlood: a fresh, untrusted key's documents from one
+// peer are kept up to the peer's budget (untrusted_per_minute); past it
+// the peer is throttled, then banned.
+func TestAttackUntrustedFlood(t *testing.T) {
+	alice, mallory := newBuilder(t, "alice"), newBuilder(t, "mallory")
+	td := startDaemon(t, t.TempDir(), nil, nil, alice)
+	a := newAttacker(t, nil, td.addr(t))
+	a.waitSubscribed(t, td)
+	size := scale(4<<10, 60<<10)
+	tried := a.floodUntil(t, 60*time.Second, func(i int) []byte {
+		return mallory.manifestEnvelope(t, "24.0", i, size)
+	}, func() bool { return td.d.Network().Banned(a.net.ID()) })
+	q := quarantined(td)
+	if budget := td.n.Config().UntrustedPerMinute; q > budget+5 {
+		t.Fatalf("%d documents quarantined from one peer, budget %d a minute", q, budget)
+	}
+	// An honest peer still gets through.
+	id := publishDoc(t, td, alice, "24.0", sha('a'))
+	if !td.has(id) {
+		t.Fatal("the daemon stopped storing trusted documents")
+	}
+	report(t, "untrusted flood", tried, 1, 0, diskUsed(td.home))
+}
+
+// smallTmpfs mounts a tmpfs of size bytes for the test, or skips it when
+// mounting is not allowed (not root, or a container without the right).
+func smallTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): run as root to test a full disk", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// TestAttackDiskFill: with the home on a 64 MiB tmpfs, a flood of large
+// untrusted documents stops at the disk reserve: the daemon refuses
+// network documents, logs it, keeps serving reads and does not crash.
+// When the rest of the disk is filled by someone else, import fails with
+// ErrDiskFull, status still reads, and afterwards the store opens and
+// gives the same answers.
+func TestAttackDiskFill(t *testing.T) {
+	alice, bob := newBuilder(t, "alice"), newBuilder(t, "bob")
+	mnt := smallTmpfs(t, 64<<20)
+	home := filepath.Join(mnt, "home")
+	cfg := DefaultConfig()
+	cfg.Home, cfg.Listen, cfg.MDNS, cfg.DHT = home, []string{"/ip4/127.0.0.1/tcp/0"}, false, false
+	cfg.DiskReserve = 24 << 20
+	cfg.UntrustedPerMinute = 1 << 20 // the disk, not the peer budget, is under test
+	n, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustBuilders(t, n, alice)
+	tree := t.TempDir()
+	alice.writeAttestation(t, tree, alice.attestation("0.9.0", sha('a'), commitA, "rustc 1.82.0"))
+	mustImport(t, n, tree)
+	before, err := n.Status("", "0.9.0", 1)
+	if err != nil || before.Verdict != attest.Consensus {
+		t.Fatalf("status before: %v %+v", err, before)
+	}
+	d, err := NewDaemon(n, DaemonOptions{Socket: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	td := &testDaemon{home: home, n: n, d: d, stop: cancel, done: done}
+	t.Cleanup(td.shutdown)
+
+	a := newAttacker(t, nil, td.addr(t))
+	a.waitSubscribed(t, td)
+	var peak int64
+	tried := a.floodUntil(t, 120*time.Second, func(i int) []byte {
+		return newBuilderCached(t, i/50).manifestEnvelope(t, "24.0", i, 60<<10)
+	}, func() bool {
+		peak = max(peak, diskUsed(mnt))
+		return td.d.diskLow.Load()
+	})
+	free, _ := store.FreeSpace(mnt)
+	if free < 16<<20 {
+		t.Fatalf("the flood left %d MiB free, under what Badger needs to close", free>>20)
+	}
+	// Reads go on while the disk is low.
+	during, err := td.n.Status("", "0.9.0", 1)
+	if err != nil || during.Verdict != before.Verdict {
+		t.Fatalf("status while the disk is low: %v %+v", err, during)
+	}
+	// And a large trusted document from the network is refused, not
+	// crashed on.
+	if res := td.d.handle(t.Context(), a.net.ID(), alice.manifestEnvelope(t, "0.9.1", 1, 60<<10)); res != gossip.Ignore {
+		t.Fatalf("a document while the disk is low: %s, want ignore", res)
+	}
+	td.shutdown()
+
+	// Someone else fills the disk to the brim.
+	fillDisk(t, filepath.Join(mnt, "filler"))
+	tree2 := t.TempDir()
+	bob.writeAttestation(t, tree2, bob.attestation("0.9.0", sha('a'), commitA, "rustc 1.82.0"))
+	if _, err := Open(cfg, testLogger(t)); !errorsIs(err, ErrDiskFull) {
+		t.Fatalf("writable open of a full disk: %v, want ErrDiskFull", err)
+	}
+	ro, err := Open(cfg, testLogger(t), ReadOnly())
+	if err != nil {
+		t.Fatalf("read-only open of a full disk: %v", err)
+	}
+	after, err := ro.Status("", "0.9.0", 1)
+	ro.Close()
+	if err != nil || after.Verdict != before.Verdict || len(after.Builders) != len(before.Builders) {
+		t.Fatalf("status on a full disk: %v %+v", err, after)
+	}
+	// Space freed: the store opens for writing, import works again.
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	again, err := n2.Status("", "0.9.0", 1)
+	if err != nil || again.Verdict != before.Verdict {
+		t.Fatalf("status after: %v %+v", err, again)
+	}
+	report(t, "disk fill (64 MiB tmpfs)", tried, 1, 0, peak)
+}
+
+var builderCache sync.Map
+
+// newBuilderCached returns the i-th of a set of throwaway keys.
+func newBuilderCached(t testing.TB, i int) builderKey {
+	if b, ok := builderCache.Load(i); ok {
+		return b.(builderKey)
+	}
+	b := newBuilder(t, fmt.Sprintf("sybil%d", i))
+	builderCache.Store(i, b)
+	return b
+}
+
+// fillDisk writes a file until the file system is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	for { // the last partial pages
+		if _, err := f.Write(buf[:512]); err != nil {
+			return
+		}
+	}
+}
