@@ -117,6 +117,7 @@ type Network struct {
 	book    *peerBook
 	ignored *idCache
 	serving servingSlots
+	work    workBudget
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
 
@@ -544,6 +545,10 @@ func (n *Network) TopicPeers() []peer.ID {
 	}
 	return nil
 }
+
+// Penalty is p's current sync and volume penalty (what it subtracts from
+// p's gossipsub score), decaying with a 10-minute half-life.
+func (n *Network) Penalty(p peer.ID) float64 { return n.pen.value(p) }
 
 // Banned reports whether p is banned now (its score fell under the
 // graylist threshold, or it broke the sync protocol).

@@ -399,9 +399,14 @@ func (n *Network) managePeers(ctx context.Context, scores <-chan map[peer.ID]flo
 // time and never two with the same peer.
 func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 	const maxSessions = 4
+	type result struct {
+		p      peer.ID
+		failed bool
+		wait   time.Duration // do not sync with p again before this
+	}
 	var (
 		wg       sync.WaitGroup
-		done     = make(chan peer.ID)
+		done     = make(chan result)
 		inflight = make(map[peer.ID]bool)
 		last     = make(map[peer.ID]time.Time)
 		queue    []peer.ID
@@ -426,8 +431,13 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 				ev.Str("peer", p.String()).Int("missing", st.Missing).Int("accepted", st.Accepted).
 					Int("ignored", st.Ignored).Int("rejected", st.Rejected).Int64("summary_bytes", st.SummaryBytes).
 					Dur("took", st.Duration).Msg("sync")
+				r := result{p: p, failed: err != nil && ctx.Err() == nil}
+				var se *SyncError
+				if errors.As(err, &se) && se.Code == errCodeLimit {
+					r.wait = time.Minute // its budget for us is spent: come back later
+				}
 				select {
-				case done <- p:
+				case done <- r:
 				case <-ctx.Done():
 				}
 			})
@@ -472,9 +482,23 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 					enqueue(p, true)
 				}
 			}
-		case p := <-done:
+		case r := <-done:
+			p := r.p
 			delete(inflight, p)
-			last[p] = time.Now()
+			last[p] = time.Now().Add(r.wait)
+			if r.failed {
+				// A peer that stalled or refused must not delay catch-up:
+				// try another one now.
+				var ps []peer.ID
+				for _, q := range n.host.Network().Peers() {
+					if ok, _ := n.host.Peerstore().SupportsProtocols(q, n.syncProto); len(ok) > 0 && q != p && !inflight[q] && !n.bans.has(q) && time.Since(last[q]) > n.cfg.tuning.syncSpacing {
+						ps = append(ps, q)
+					}
+				}
+				if len(ps) > 0 {
+					enqueue(ps[rand.N(len(ps))], true)
+				}
+			}
 			if len(last) > 4*maxKnown {
 				for q, at := range last {
 					if time.Since(at) > n.cfg.tuning.syncSpacing {

@@ -7,7 +7,9 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,13 +17,16 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/multiformats/go-multiaddr"
 
@@ -431,4 +436,186 @@ func fillDisk(t *testing.T, path string) {
 			return
 		}
 	}
+}
+
+// rawHost is a bare libp2p host on 127.0.0.1 with a fresh identity: a
+// throwaway attacker that speaks the sync protocol by hand.
+func rawHost(t *testing.T) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func addrInfo(t *testing.T, addr string) peer.AddrInfo {
+	t.Helper()
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *ai
+}
+
+// slowLoris opens a sync stream to target and sends one byte of a frame
+// header, then nothing: it holds a serving slot while it can.
+func slowLoris(t *testing.T, h host.Host, target peer.AddrInfo) network.Stream {
+	t.Helper()
+	if err := h.Connect(t.Context(), target); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(t.Context(), target.ID, protocol.ID(gossip.SyncProtocol("cuprated")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte{0x80}); err != nil { // a varint that never ends
+		t.Fatal(err)
+	}
+	return s
+}
+
+// staller serves the sync protocol by reading requests and never
+// answering; it counts the sessions it holds.
+func staller(t *testing.T, held *atomic.Int32) host.Host {
+	h := rawHost(t)
+	h.SetStreamHandler(protocol.ID(gossip.SyncProtocol("cuprated")), func(s network.Stream) {
+		held.Add(1)
+		_, _ = io.Copy(io.Discard, s)
+		held.Add(-1)
+	})
+	return h
+}
+
+// heavyReconcile is a Reconcile request asking the root bucket 256 times:
+// on an unguarded server each item ranges over the whole inventory.
+func heavyReconcile() []byte {
+	body := []byte{1}
+	body = binary.AppendUvarint(body, 256)
+	for range 256 {
+		body = append(body, 0, 0) // depth 0, no prefix bytes; summary count 0
+	}
+	return append(binary.AppendUvarint(nil, uint64(len(body))), body...)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestAttackSyncDenial: slow-loris streams from 16 throwaway identities,
+// stalling servers and heavy requests do not deny sync. An honest light
+// client is served while the loris streams hold every slot; a node whose
+// outgoing sessions are all held by stalling servers gives up on them
+// within seconds and fetches from an honest peer; heavy requests get their
+// sender banned; an honest document published meanwhile reaches an honest
+// node within 2 s; and every attacker is scored down.
+func TestAttackSyncDenial(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	a := startDaemon(t, t.TempDir(), nil, nil, alice)
+	tree := t.TempDir()
+	for i := range 50 {
+		alice.writeAttestation(t, tree, alice.attestation(fmt.Sprintf("0.%d.0", i), sha('a'), commitA, "rustc 1.82.0"))
+	}
+	mustImport(t, a.n, tree)
+	aInfo := addrInfo(t, a.addr(t))
+	cpu0 := cpuTime()
+
+	// Heavy requests from another throwaway identity.
+	heavy := rawHost(t)
+	if err := heavy.Connect(t.Context(), aInfo); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := heavy.NewStream(t.Context(), aInfo.ID, protocol.ID(gossip.SyncProtocol("cuprated")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 64 {
+			if _, err := hs.Write(heavyReconcile()); err != nil {
+				return
+			}
+		}
+	}()
+
+	waitFor(t, 20*time.Second, "the heavy asker to be banned", func() bool { return a.d.Network().Banned(heavy.ID()) })
+
+	// 16 slow-loris identities take every serving slot of a.
+	var loris []host.Host
+	for range 16 {
+		h := rawHost(t)
+		slowLoris(t, h, aInfo)
+		loris = append(loris, h)
+	}
+	// An honest light client is served despite the loris streams.
+	c := newAttacker(t, nil) // a bare node: here an honest, empty asker
+	start := time.Now()
+	var st gossip.SyncStats
+	waitFor(t, 20*time.Second, "an honest sync with a to be served", func() bool {
+		st, err = c.net.SyncWith(t.Context(), aInfo)
+		return err == nil
+	})
+	served := time.Since(start)
+	if st.Fetched != 50 || served > gossip.DefaultIdleTimeout {
+		t.Fatalf("honest sync served after %v (loris streams time out after %v): %+v", served, gossip.DefaultIdleTimeout, st)
+	}
+	// b's outgoing sessions are all held by stalling servers when a
+	// connects; it still gets a's documents within seconds.
+	var held atomic.Int32
+	var stallers []host.Host
+	for range 4 {
+		stallers = append(stallers, staller(t, &held))
+	}
+	b := startDaemon(t, t.TempDir(), nil, nil, alice)
+	bInfo := addrInfo(t, b.addr(t))
+	for _, s := range stallers {
+		if err := s.Connect(t.Context(), bInfo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "b's four sync sessions to be held by stallers", func() bool { return held.Load() >= 4 })
+	ids, _ := a.n.Store().Release("cuprated", "0.7.0")
+	want := ids[0].Record.ID
+	start = time.Now()
+	if _, err := a.d.Network().SyncWith(t.Context(), bInfo); err != nil { // connects a and b
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "b to fetch a's documents past the stallers", func() bool { return b.has(want) })
+	caughtUp := time.Since(start)
+	if caughtUp > 3*gossip.DefaultIdleTimeout {
+		t.Fatalf("b caught up after %v", caughtUp)
+	}
+
+	// While loris streams come back, an honest document crosses in 2 s.
+	for _, h := range loris[:8] {
+		slowLoris(t, h, aInfo)
+	}
+	waitFor(t, 20*time.Second, "b on a's topic", func() bool {
+		return slices.Contains(b.d.Network().TopicPeers(), a.d.Network().ID())
+	})
+	start = time.Now()
+	id := publishDoc(t, a, alice, "1.0.0", sha('c'))
+	waitFor(t, 20*time.Second, "b to store the new document", func() bool { return b.has(id) })
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("an honest document took %v to cross", took)
+	}
+
+	// Every attacker is scored down.
+	waitFor(t, 30*time.Second, "the stalling servers and loris streams to be penalised", func() bool {
+		for _, s := range stallers {
+			if b.d.Network().Penalty(s.ID()) <= 0 {
+				return false
+			}
+		}
+		for _, h := range loris[8:] { // held until the idle timeout: not evicted
+			if a.d.Network().Penalty(h.ID()) <= 0 && !a.d.Network().Banned(h.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("honest sync served after %v; b caught up past 4 stallers in %v; CPU %v", served, caughtUp, cpuTime()-cpu0)
+	report(t, "sync denial", 16+1+4, 1, 0, diskUsed(a.home))
 }
