@@ -117,7 +117,7 @@ type Network struct {
 	book    *peerBook
 	ignored *idCache
 	serving servingSlots
-	work    workBudget
+	work    *PeerBudget
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
 
@@ -166,6 +166,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		pen:       &penalties{},
 		book:      &peerBook{},
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
+		work:      NewPeerBudget(workPerMinute),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {

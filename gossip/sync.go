@@ -164,7 +164,7 @@ func (n *Network) serveSync(s network.Stream) {
 
 	log := n.log.With().Str("peer", p.String()).Logger()
 	visits := 0 // work done in this session
-	if n.work.available(p) < minSessionWork {
+	if n.work.Available(p, time.Now()) < minSessionWork {
 		n.penalise(p, penaltyHeavy, "sync sessions over the work budget")
 		_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted; try later"}))
 		_ = s.Close()
@@ -205,7 +205,7 @@ func (n *Network) serveSync(s network.Stream) {
 		}
 		var resp any
 		before := visits
-		budget := min(maxVisits, visits+n.work.available(p))
+		budget := min(maxVisits, visits+n.work.Available(p, time.Now()))
 		switch m := m.(type) {
 		case *reconcileReq:
 			resp, err = n.answerReconcile(m, &asked, &visits, budget)
@@ -223,7 +223,7 @@ func (n *Network) serveSync(s network.Stream) {
 			_ = s.Reset()
 			return
 		}
-		n.work.spend(p, visits-before)
+		n.work.Spend(p, visits-before, time.Now())
 		if errors.Is(err, errBudget) || visits > budget {
 			n.penalise(p, penaltyHeavy, "sync session over the work budget")
 			_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted"}))
@@ -730,63 +730,81 @@ func (s *servingSlots) release(x *session) {
 	s.drop(x)
 }
 
-// workBudget is each peer's budget of sync work: IDs ranged over (and
-// documents read, getCost each) while serving it, refilled at
-// workPerMinute up to as much. It bounds what any one peer can make this
-// node compute, across sessions.
-type workBudget struct {
-	mu sync.Mutex
-	m  map[peer.ID]*workTokens
+// PeerBudget is a token bucket per peer: perMinute tokens a minute, as
+// many at most; a new peer starts full. It bounds what one peer may make
+// this node do (sync work here; documents by untrusted keys in the node).
+// It tracks at most a few thousand peers, forgetting full buckets first.
+// Safe for concurrent use.
+type PeerBudget struct {
+	perMinute float64
+	mu        sync.Mutex
+	m         map[peer.ID]*tokens
 }
 
-type workTokens struct {
+type tokens struct {
 	n  float64
 	at time.Time
 }
 
-const (
-	workPerMinute  = 2 << 20
-	minSessionWork = 4096 // a session is not started with less
-	getCost        = 16   // work units of one document read for a Get
-	maxWorkPeers   = 4096
-)
+// NewPeerBudget returns a budget of perMinute tokens a minute per peer.
+func NewPeerBudget(perMinute int) *PeerBudget {
+	return &PeerBudget{perMinute: float64(perMinute), m: make(map[peer.ID]*tokens)}
+}
 
-// refill brings p's tokens up to date; b.mu must be held.
-func (b *workBudget) refill(p peer.ID) *workTokens {
-	now := time.Now()
-	if b.m == nil {
-		b.m = make(map[peer.ID]*workTokens)
-	}
+const maxBudgetPeers = 4096
+
+// refill brings p's tokens up to now; b.mu must be held.
+func (b *PeerBudget) refill(p peer.ID, now time.Time) *tokens {
 	t := b.m[p]
 	if t == nil {
-		if len(b.m) >= maxWorkPeers {
+		if len(b.m) >= maxBudgetPeers {
 			for q, u := range b.m {
-				if u.n+workPerMinute*now.Sub(u.at).Minutes() >= workPerMinute {
+				if u.n+b.perMinute*now.Sub(u.at).Minutes() >= b.perMinute {
 					delete(b.m, q)
 				}
 			}
 		}
-		t = &workTokens{n: workPerMinute, at: now}
+		t = &tokens{n: b.perMinute, at: now}
 		b.m[p] = t
 	}
-	t.n = min(workPerMinute, t.n+workPerMinute*now.Sub(t.at).Minutes())
+	t.n = min(b.perMinute, t.n+b.perMinute*max(0, now.Sub(t.at).Minutes()))
 	t.at = now
 	return t
 }
 
-// available returns p's budget left now.
-func (b *workBudget) available(p peer.ID) int {
+// Available returns p's whole tokens left at now.
+func (b *PeerBudget) Available(p peer.ID, now time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return int(max(0, b.refill(p).n))
+	return int(max(0, b.refill(p, now).n))
 }
 
-// spend takes n units of p's budget.
-func (b *workBudget) spend(p peer.ID, n int) {
+// Spend takes n tokens from p (its balance may go negative: it then
+// waits longer).
+func (b *PeerBudget) Spend(p peer.ID, n int, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.refill(p).n -= float64(n)
+	b.refill(p, now).n -= float64(n)
 }
+
+// Take spends one token if p has one, and reports whether it had.
+func (b *PeerBudget) Take(p peer.ID, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.refill(p, now)
+	if t.n < 1 {
+		return false
+	}
+	t.n--
+	return true
+}
+
+// Sync work units (the PeerBudget of Network.work).
+const (
+	workPerMinute  = 2 << 20 // IDs ranged over, and getCost per ID in a Get
+	minSessionWork = 4096    // a session is not started with less
+	getCost        = 16
+)
 
 // idCache remembers IDs the Handler ignored, so periodic sync does not
 // fetch the same quarantined messages again and again.

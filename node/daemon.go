@@ -56,7 +56,8 @@ type Daemon struct {
 	trust  atomic.Pointer[attest.TrustSet]
 	ingest chan ingestReq
 	keys   keyCache
-	budget peerBudget
+	// budget is each peer's allowance of documents by untrusted keys.
+	budget *gossip.PeerBudget
 	// diskLow is set while the disk is under the reserve, so that the
 	// refusal is logged when it starts and when it ends, not per message.
 	diskLow atomic.Bool
@@ -86,7 +87,7 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		log:    n.log.With().Str("component", "daemon").Logger(),
 		ingest: make(chan ingestReq, 256),
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
-		budget: peerBudget{perMinute: n.cfg.UntrustedPerMinute, m: map[peer.ID]*tokens{}},
+		budget: gossip.NewPeerBudget(n.cfg.UntrustedPerMinute),
 	}
 	if err := d.reloadTrust(); err != nil {
 		return nil, err
@@ -508,7 +509,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 	}
 	ts := *d.trust.Load()
 	if _, ok := ts[v.Fingerprint]; !ok {
-		if from != "" && from != d.net.ID() && !d.budget.take(from, d.n.now()) {
+		if from != "" && from != d.net.ID() && !d.budget.Take(from, d.n.now()) {
 			d.log.Debug().Str("peer", from.String()).Msg("peer over its budget of untrusted documents")
 			return gossip.Throttle, "", ""
 		}
@@ -557,48 +558,6 @@ func (d *Daemon) roomFor(size int) bool {
 	if d.diskLow.Swap(false) {
 		d.log.Warn().Msg("disk above the reserve again: accepting documents from the network")
 	}
-	return true
-}
-
-// peerBudget is a token bucket per peer for documents by untrusted keys:
-// perMinute tokens a minute, as many at most.
-type peerBudget struct {
-	perMinute int
-	mu        sync.Mutex
-	m         map[peer.ID]*tokens
-}
-
-type tokens struct {
-	n  float64
-	at time.Time
-}
-
-// maxBudgets bounds the peers tracked; full buckets are forgotten first.
-const maxBudgets = 4096
-
-// take spends one of p's tokens; false when it has none left.
-func (b *peerBudget) take(p peer.ID, now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	rate, burst := float64(b.perMinute)/60, float64(b.perMinute)
-	t := b.m[p]
-	if t == nil {
-		if len(b.m) >= maxBudgets {
-			for q, u := range b.m {
-				if u.n+rate*now.Sub(u.at).Seconds() >= burst {
-					delete(b.m, q)
-				}
-			}
-		}
-		t = &tokens{n: burst, at: now}
-		b.m[p] = t
-	}
-	t.n = min(burst, t.n+rate*max(0, now.Sub(t.at).Seconds()))
-	t.at = now
-	if t.n < 1 {
-		return false
-	}
-	t.n--
 	return true
 }
 
