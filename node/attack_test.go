@@ -619,3 +619,68 @@ func TestAttackSyncDenial(t *testing.T) {
 	t.Logf("honest sync served after %v; b caught up past 4 stallers in %v; CPU %v", served, caughtUp, cpuTime()-cpu0)
 	report(t, "sync denial", 16+1+4, 1, 0, diskUsed(a.home))
 }
+
+// TestAttackEquivocationAcrossPartition: a builder signs two different
+// attestations of one release and publishes one on each side of a
+// partition, each side a line of nodes. When a single link heals the
+// partition, both documents reach every node within seconds: what a node
+// first learns through sync, it gossips on.
+func TestAttackEquivocationAcrossPartition(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var nodes []*testDaemon
+	for range 6 {
+		nodes = append(nodes, startDaemon(t, t.TempDir(), mn, nil, alice))
+	}
+	link := func(a, b *testDaemon) {
+		pa, pb := a.d.Network().ID(), b.d.Network().ID()
+		if _, err := mn.LinkPeers(pa, pb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(pa, pb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, right := nodes[:3], nodes[3:]
+	for _, side := range [][]*testDaemon{left, right} {
+		link(side[0], side[1])
+		link(side[1], side[2])
+	}
+	for _, side := range [][]*testDaemon{left, right} {
+		for i := range 2 {
+			a, b := side[i], side[i+1]
+			waitFor(t, 20*time.Second, "each line's mesh", func() bool {
+				return slices.Contains(a.d.Network().TopicPeers(), b.d.Network().ID()) &&
+					slices.Contains(b.d.Network().TopicPeers(), a.d.Network().ID())
+			})
+		}
+	}
+	idL := publishDoc(t, left[0], alice, "0.5.0", sha('a'))
+	idR := publishDoc(t, right[2], alice, "0.5.0", sha('b'))
+	for _, td := range left {
+		waitFor(t, 20*time.Second, "the left line to store its document", func() bool { return td.has(idL) })
+	}
+	for _, td := range right {
+		waitFor(t, 20*time.Second, "the right line to store its document", func() bool { return td.has(idR) })
+	}
+	// Heal at the far ends: left[2] and right[0]. The documents must
+	// travel two more hops on each side, which periodic sync (5 min by
+	// default) would take minutes to do.
+	start := time.Now()
+	link(left[2], right[0])
+	for i, td := range nodes {
+		waitFor(t, 30*time.Second, fmt.Sprintf("node %d to hold both documents", i), func() bool { return td.has(idL) && td.has(idR) })
+	}
+	took := time.Since(start)
+	if took > 15*time.Second {
+		t.Fatalf("the equivocation took %v to reach every node", took)
+	}
+	for i, td := range nodes {
+		r, err := td.n.Status("", "0.5.0", 1)
+		if err != nil || len(r.Equivocations) == 0 {
+			t.Fatalf("node %d does not report the equivocation: %v %+v", i, err, r)
+		}
+	}
+	t.Logf("equivocation reached all %d nodes %v after the heal", len(nodes), took)
+}
