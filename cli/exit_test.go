@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rbnode/rbnode/cli"
 )
@@ -91,5 +93,58 @@ func TestBadConfigIsAUsageError(t *testing.T) {
 	os.WriteFile(filepath.Join(home, "config.toml"), []byte("quorum = 50\n"), 0o600)
 	if code, _, stderr := run(t, home, "status", "--quorum", "2"); code != cli.ExitOK {
 		t.Errorf("flag over config: exit %d: %s", code, stderr)
+	}
+}
+
+// TestRejectionAndPermissionExitCodes: a single document that is
+// rejected exits 1; verify of a FIFO and init where the home cannot be
+// created exit 2 with a message, never 4 and never a hang.
+func TestRejectionAndPermissionExitCodes(t *testing.T) {
+	home := t.TempDir()
+	dir := t.TempDir()
+	// A manifest whose signature is not a signature.
+	doc := filepath.Join(dir, "29.2", "mallory", "all.SHA256SUMS")
+	os.MkdirAll(filepath.Dir(doc), 0o755)
+	os.WriteFile(doc, []byte(strings.Repeat("a", 64)+"  bitcoin-29.2-x86_64-linux-gnu.tar.gz\n"), 0o644)
+	os.WriteFile(doc+".asc", []byte("-----BEGIN PGP SIGNATURE-----\n\nnot one\n-----END PGP SIGNATURE-----\n"), 0o644)
+	fifo := filepath.Join(dir, "bitcoin-29.2-x86_64-linux-gnu.tar.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"import", doc}, cli.ExitNegative, "rejected"},
+		{[]string{"import", doc, "--json"}, cli.ExitNegative, "rejected"},
+		{[]string{"verify", fifo}, cli.ExitUsage, "not a regular file"},
+	} {
+		t.Run(strings.Join(c.args[:1], " "), func(t *testing.T) {
+			done := make(chan struct{})
+			var code int
+			var stderr string
+			go func() { code, _, stderr = run(t, home, c.args...); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("hangs")
+			}
+			if code != c.code || !strings.Contains(stderr, c.msg) {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+		})
+	}
+
+	// init where the home's parent cannot be written: a read-only file
+	// system (root may write anywhere else).
+	ro := t.TempDir()
+	if err := syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, "size=1m"); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs (%v)", err)
+	}
+	defer syscall.Unmount(ro, syscall.MNT_DETACH)
+	code, _, stderr := run(t, filepath.Join(ro, "home"), "init")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "rbnode: error: ") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("init on a read-only file system: exit %d, want %d; stderr: %s", code, cli.ExitUsage, stderr)
 	}
 }

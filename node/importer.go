@@ -271,7 +271,20 @@ func walkTree(ctx context.Context, root string, jobs chan<- importJob) error {
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("walk %s: %w", p, err)
+			if p == root {
+				return usagef("read %s: %w", p, err)
+			}
+			// An unreadable directory (or entry) is one rejection; the
+			// rest of the tree is still imported.
+			j := importJob{doc: p, rej: &store.Rejection{Reason: "unreadable", Detail: err.Error()}}
+			j.signer, j.version = contextOf(p)
+			if serr := send(j); serr != nil {
+				return serr
+			}
+			if d != nil && d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() {
 			if p != root && (d.Name() == "builder-keys" || strings.HasPrefix(d.Name(), ".")) {
