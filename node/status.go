@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node/store"
