@@ -684,3 +684,72 @@ func TestAttackEquivocationAcrossPartition(t *testing.T) {
 	}
 	t.Logf("equivocation reached all %d nodes %v after the heal", len(nodes), took)
 }
+
+// TestAttackRejectionLogFlood: future-dated documents claiming builder
+// luke-jr for bitcoin 24.0, from many peers, cannot erase a rejection from
+// a local import, nor fill another project's log of the same version:
+// the log is bounded per peer and keyed by project and version.
+func TestAttackRejectionLogFlood(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	td := startDaemonWith(t, t.TempDir(), nil, nil, func(c *Config) { c.UntrustedPerMinute = 1 << 20 }, alice)
+
+	// A real rejection from a local import: bitcoin 24.0, bad signature.
+	tree := t.TempDir()
+	m := &attest.Manifest{Entries: []attest.Entry{{SHA256: sha('a'), Name: "bitcoin-24.0-x86_64-linux-gnu.tar.gz"}}}
+	p := alice.writeManifest(t, tree, "24.0", "all.SHA256SUMS", m)
+	writeFile(t, p, []byte(sha('b')+"  bitcoin-24.0-x86_64-linux-gnu.tar.gz\n"))
+	if sum := mustImport(t, td.n, tree); sum.ByReason["bad_signature"] != 1 {
+		t.Fatalf("local import: %+v", sum.ByReason)
+	}
+
+	peers, perPeer := scale(80, 150), scale(150, 400) // 12,000 as in the issue; 60,000
+	luke := newBuilder(t, "luke-jr")
+	future := time.Now().Add(72 * time.Hour)
+	tried := 0
+	for i := range peers {
+		from := peer.ID(fmt.Sprintf("sybil-%d", i))
+		for j := range perPeer {
+			m := &attest.Manifest{Entries: []attest.Entry{{SHA256: fmt.Sprintf("%064x", i*1000+j), Name: "bitcoin-24.0-x86_64-linux-gnu.tar.gz"}}}
+			body := m.Encode()
+			sig, err := luke.sk.Sign(body, future.Add(time.Duration(i*1000+j)*time.Second)) // each detail differs
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := (&attest.Envelope{Doc: attest.Document{Kind: attest.KindManifest, Version: "24.0", Signer: "luke-jr", Name: "all.SHA256SUMS", Body: body, Signature: sig}, Key: luke.sk.Public().Bytes()}).Encode()
+			if res := td.d.handle(t.Context(), from, env); res != gossip.Ignore {
+				t.Fatalf("a future-dated document: %s, want ignore", res)
+			}
+			tried++
+		}
+	}
+	logged, err := td.n.Store().Rejections("bitcoin", "24.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, byPeer := 0, map[string]int{}
+	for _, r := range logged {
+		if r.Peer == "" && r.Reason == "bad_signature" {
+			local++
+		}
+		byPeer[r.Peer]++
+	}
+	if local != 1 {
+		t.Fatalf("the local bad_signature rejection was erased (%d entries logged)", len(logged))
+	}
+	network := 0
+	for p, n := range byPeer {
+		if p != "" && n > store.MaxPeerRejections {
+			t.Fatalf("peer %s has %d entries, bound %d", p, n, store.MaxPeerRejections)
+		}
+		if p != "" {
+			network += n
+		}
+	}
+	if want := min(peers*store.MaxPeerRejections, store.MaxRejections); network != want {
+		t.Fatalf("%d entries from peers, want %d (each peer's newest %d, at most %d in all)", network, want, store.MaxPeerRejections, store.MaxRejections)
+	}
+	if other, _ := td.n.Store().Rejections("cuprated", "24.0"); len(other) != 0 {
+		t.Fatalf("bitcoin's rejections are listed under cuprated 24.0: %d", len(other))
+	}
+	report(t, "rejection-log flood", tried, 1, 0, diskUsed(td.home))
+}

@@ -444,9 +444,6 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
-		_ = d.n.store.AddRejections([]store.Rejection{{
-			Time: d.n.now().UTC(), Source: "peer:" + from.String(), Reason: reason, Detail: detail,
-		}})
 	}
 	return res
 }
@@ -458,25 +455,41 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 }
 
 // judgeFrom is judge for an envelope sent by a peer (empty: this node),
-// which is held to its budget of untrusted documents.
+// which is held to its budget of documents by keys this node does not
+// trust. Every rejection is logged with what is known of the document:
+// under the sending peer, bounded per peer, unless the document's good
+// signature is by a trusted key.
 func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait bool) (gossip.Result, string, string) {
+	rej := store.Rejection{Source: "local"}
+	if from != "" && from != d.net.ID() {
+		rej.Source, rej.Peer = "peer:"+from.String(), from.String()
+	}
+	reject := func(res gossip.Result, reason, detail string) (gossip.Result, string, string) {
+		rej.Time, rej.Reason, rej.Detail = d.n.now().UTC(), reason, detail
+		if err := d.n.store.AddRejections([]store.Rejection{rej}); err != nil {
+			d.log.Warn().Err(err).Msg("log a rejection")
+		}
+		return res, reason, detail
+	}
 	env, err := attest.DecodeEnvelope(data)
 	if err != nil {
-		return gossip.Reject, "malformed", err.Error()
+		return reject(gossip.Reject, "malformed", err.Error())
 	}
+	rej.Version, rej.Signer, rej.File = env.Doc.Version, env.Doc.Signer, env.Doc.Name
 	if max := int(d.n.cfg.MaxDocumentSize); len(env.Doc.Body) > max {
-		return gossip.Reject, "too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(env.Doc.Body), max)
+		return reject(gossip.Reject, "too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(env.Doc.Body), max))
 	}
 	p, err := env.Doc.Parse()
 	if err != nil {
-		return gossip.Reject, parseReason(err), err.Error()
+		return reject(gossip.Reject, parseReason(err), err.Error())
 	}
+	rej.Project, rej.Version = p.Statement.Project, p.Statement.Version
 	if has, err := d.n.store.Has(p.ID); err == nil && has {
 		return gossip.Accept, "", ""
 	}
 	key, err := d.keys.get(env.Key)
 	if err != nil {
-		return gossip.Reject, "bad_key", err.Error()
+		return reject(gossip.Reject, "bad_key", err.Error())
 	}
 	main, err := d.n.Keyring()
 	if err != nil {
@@ -490,29 +503,29 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		kr.Add(key)
 	}
 	v := kr.Verify(env.Doc.Body, p.Sig, d.n.now())
-	switch {
-	case v.Status == attest.StatusBadSignature:
-		return gossip.Reject, string(v.Status), v.Detail
-	case !v.OK():
+	rej.KeyID = v.KeyID
+	if v.Status == attest.StatusBadSignature {
+		return reject(gossip.Reject, string(v.Status), v.Detail)
+	}
+	ts := *d.trust.Load()
+	_, trusted := ts[v.Fingerprint]
+	if !trusted && rej.Peer != "" && !d.budget.Take(from, d.n.now()) {
+		d.log.Debug().Str("peer", rej.Peer).Msg("peer over its budget of untrusted documents")
+		return gossip.Throttle, "", ""
+	}
+	if !v.OK() {
 		// Expired, revoked, future-dated: invalid, but an honest peer that
 		// lacks the revocation (or has a skewed clock) relays it, so it is
 		// dropped and logged without counting against the sender.
 		d.log.Info().Str("reason", string(v.Status)).Str("detail", v.Detail).Msg("ignored a document")
-		_ = d.n.store.AddRejections([]store.Rejection{{
-			Time: d.n.now().UTC(), Source: "gossip", Version: p.Statement.Version, Signer: env.Doc.Signer,
-			File: env.Doc.Name, KeyID: v.KeyID, Reason: string(v.Status), Detail: v.Detail,
-		}})
-		return gossip.Ignore, "", ""
+		rej.Trusted = trusted
+		res, _, _ := reject(gossip.Ignore, string(v.Status), v.Detail)
+		return res, "", ""
 	}
 	if !d.roomFor(len(data)) {
 		return gossip.Ignore, "", ""
 	}
-	ts := *d.trust.Load()
-	if _, ok := ts[v.Fingerprint]; !ok {
-		if from != "" && from != d.net.ID() && !d.budget.Take(from, d.n.now()) {
-			d.log.Debug().Str("peer", from.String()).Msg("peer over its budget of untrusted documents")
-			return gossip.Throttle, "", ""
-		}
+	if !trusted {
 		_, err := d.n.store.Quarantine(store.QuarantineEntry{
 			ID: p.ID, Project: p.Statement.Project, Version: p.Statement.Version,
 			Signer: env.Doc.Signer, File: env.Doc.Name, Verification: v, ReceivedAt: d.n.now().UTC(),

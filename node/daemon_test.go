@@ -31,11 +31,20 @@ type testDaemon struct {
 // hosts on 127.0.0.1 unless mn is set, no mDNS or DHT, no API socket.
 func startDaemon(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, trusted ...builderKey) *testDaemon {
 	t.Helper()
+	return startDaemonWith(t, home, mn, bootstrap, nil, trusted...)
+}
+
+// startDaemonWith is startDaemon with the configuration adjusted by set.
+func startDaemonWith(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []string, set func(*Config), trusted ...builderKey) *testDaemon {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Home = home
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS, cfg.DHT = false, false
 	cfg.Bootstrap = bootstrap
+	if set != nil {
+		set(&cfg)
+	}
 	n, err := Open(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

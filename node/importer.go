@@ -392,9 +392,10 @@ func (n *Node) checkJob(j importJob, keyring func() (*attest.Keyring, error)) im
 // store (good, or waiting for its key), a duplicate, or a rejection.
 func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, error), source, origin string) importResult {
 	now := n.now()
+	project := ""
 	reject := func(reason, detail, keyID string) importResult {
 		return importResult{rej: &store.Rejection{
-			Time: now.UTC(), Source: source, Version: d.Version, Signer: d.Signer,
+			Time: now.UTC(), Source: source, Project: project, Version: d.Version, Signer: d.Signer,
 			File: d.Name, KeyID: keyID, Reason: reason, Detail: detail,
 		}}
 	}
@@ -405,6 +406,7 @@ func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, err
 	if err != nil {
 		return reject(parseReason(err), err.Error(), "")
 	}
+	project = p.Statement.Project
 	if has, err := n.store.Has(p.ID); err == nil && has {
 		return importResult{dup: true, id: p.ID}
 	}

@@ -96,7 +96,7 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 			Detail: "received from a peer; kept in quarantine, not relayed",
 		})
 	}
-	rejs, err := n.store.Rejections(version)
+	rejs, err := n.store.Rejections(project, version)
 	if err != nil {
 		return nil, err
 	}
