@@ -71,16 +71,15 @@ func (s *Store) AddRejections(rs []Rejection) error {
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error {
-		next, err := readCounter(txn, "reject-next")
+		_, next, err := counters(txn, "reject-first", "reject-next")
 		if err != nil {
 			return err
 		}
-		counts := map[string]uint64{}
-		for _, c := range []string{"l/", "n/"} {
-			if counts[c], err = readCounter(txn, "reject-count-"+c); err != nil {
-				return err
-			}
+		local, network, err := counters(txn, "reject-count-l/", "reject-count-n/")
+		if err != nil {
+			return err
 		}
+		counts := map[string]uint64{"l/": local, "n/": network}
 		for _, r := range rs {
 			dk := r.dedupeKey()
 			if _, err := txn.Get(dk); err == nil {
@@ -187,26 +186,6 @@ func dropRejection(txn *badger.Txn, seq []byte, counts map[string]uint64) error 
 }
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-// readCounter reads an 8-byte counter from the settings (0 when absent).
-func readCounter(txn *badger.Txn, name string) (uint64, error) {
-	item, err := txn.Get(key(pSetting, []byte(name)))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	err = item.Value(func(b []byte) error {
-		if len(b) != 8 {
-			return errors.New("bad counter " + name)
-		}
-		n = binary.BigEndian.Uint64(b)
-		return nil
-	})
-	return n, err
-}
 
 // Rejections returns the logged rejections of a release (all of them when
 // version is empty), oldest first. Entries logged before rejections
