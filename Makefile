@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build dist demo test e2e fuzz bench pgo lint tidy clean
+.PHONY: help build dist demo test e2e attack fuzz bench pgo lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ test: ## run the unit and integration tests (needs gpg)
 
 e2e: ## run the end-to-end tests with real rbnode processes
 	$(GO) test -count=1 -tags e2e -run '^TestE2E' ./cmd/rbnode/
+
+attack: ## the hostile-peer harness at full size, one process per attack (make test runs it small); figures in docs/threat-model.md
+	@for t in $$($(GO) test -list '^TestAttack' ./node/ | grep '^TestAttack'); do \
+	  RBNODE_ATTACK=long $(GO) test -count=1 -v -timeout 30m -run "^$$t$$" ./node/ 2>&1 | grep -E '^(--- |FAIL|panic)|ATTACK|attack_test'; \
+	done
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@for pkg in $$($(GO) list ./...); do \

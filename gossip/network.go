@@ -48,11 +48,12 @@ const (
 	// example a well-formed document from an untrusted signer, kept in
 	// quarantine, or one this node cannot judge).
 	Ignore
-	// Throttle: the sender is over its volume budget (too many documents
-	// by untrusted keys). Drop the message, do not relay it, and penalise
-	// the sender a little for each: a peer that keeps sending is
-	// disconnected and banned. Volume is not invalidity, so gossipsub
-	// itself sees an Ignore.
+	// Throttle: the sender keeps going past its volume budget (too many
+	// documents by untrusted keys). Drop the message, do not relay it, and
+	// penalise the sender a little for each gossiped one: a peer that
+	// keeps sending is disconnected and banned. Volume is not invalidity,
+	// so gossipsub itself sees an Ignore. A synced one is only dropped:
+	// the asker chose to fetch it.
 	Throttle
 )
 

@@ -627,9 +627,9 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 					ignored.Add(1)
 					c.n.ignored.add(it.id)
 				case Throttle:
+					// The asker chose to fetch it: not the server's fault.
 					ignored.Add(1)
 					c.n.ignored.add(it.id)
-					c.n.penalise(c.p, penaltyExcess, "served more untrusted documents than its budget")
 				default:
 					rejected.Add(1)
 					c.n.penalise(c.p, penaltyReject, "synced a message the handler rejected")
@@ -800,16 +800,15 @@ func (b *PeerBudget) Spend(p peer.ID, n int, now time.Time) {
 	b.refill(p, now).n -= float64(n)
 }
 
-// Take spends one token if p has one, and reports whether it had.
-func (b *PeerBudget) Take(p peer.ID, now time.Time) bool {
+// Draw spends one token of p's and returns the balance left: negative
+// once p is over its budget, down to twice the budget in debt (from
+// which it recovers at the budget's rate).
+func (b *PeerBudget) Draw(p peer.ID, now time.Time) float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := b.refill(p, now)
-	if t.n < 1 {
-		return false
-	}
-	t.n--
-	return true
+	t.n = max(t.n-1, -2*b.perMinute)
+	return t.n
 }
 
 // Sync work units (the PeerBudget of Network.work).

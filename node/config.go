@@ -57,7 +57,7 @@ type Config struct {
 	DiskReserve Size `toml:"disk_reserve"`
 	// UntrustedPerMinute is how many documents by untrusted keys one peer
 	// may send per minute (with a burst of as many); beyond it they are
-	// dropped and the peer is penalised, then banned.
+	// dropped, and past twice that the peer is penalised, then banned.
 	UntrustedPerMinute int `toml:"untrusted_per_minute"`
 
 	// AutoBuild makes the daemon build new releases by itself.
@@ -109,7 +109,7 @@ func (s Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(in
 const (
 	DefaultMaxDocumentSize    = 64 << 10
 	DefaultDiskReserve        = 128 << 20
-	DefaultUntrustedPerMinute = 120
+	DefaultUntrustedPerMinute = 1000
 	minDocumentSize           = 4 << 10
 	// envelopeOverhead is what an envelope may add to its document: the
 	// signature (at most attest.MaxSignatureSize), the signer's minimal

@@ -509,9 +509,17 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 	}
 	ts := *d.trust.Load()
 	_, trusted := ts[v.Fingerprint]
-	if !trusted && rej.Peer != "" && !d.budget.Take(from, d.n.now()) {
-		d.log.Debug().Str("peer", rej.Peer).Msg("peer over its budget of untrusted documents")
-		return gossip.Throttle, "", ""
+	if !trusted && rej.Peer != "" {
+		// Past its budget a peer is rate-limited: its documents are
+		// dropped. One that goes on for another budget's worth (an honest
+		// node's bulk relay does not) is also penalised, then banned.
+		switch left := d.budget.Draw(from, d.n.now()); {
+		case left <= -float64(d.n.cfg.UntrustedPerMinute):
+			return gossip.Throttle, "", ""
+		case left < 0:
+			d.log.Debug().Str("peer", rej.Peer).Msg("peer over its budget of untrusted documents")
+			return gossip.Ignore, "", ""
+		}
 	}
 	if !v.OK() {
 		// Expired, revoked, future-dated: invalid, but an honest peer that
