@@ -154,6 +154,16 @@ func (a *attacker) floodUntil(t *testing.T, limit time.Duration, next func(i int
 	return i
 }
 
+// underAttack starts a daemon that trusts the given builders and an
+// attacker that has it as a topic peer.
+func underAttack(t *testing.T, trusted ...builderKey) (*testDaemon, *attacker) {
+	t.Helper()
+	td := startDaemon(t, t.TempDir(), nil, nil, trusted...)
+	a := newAttacker(t, nil, td.addr(t))
+	a.waitSubscribed(t, td)
+	return td, a
+}
+
 // waitSubscribed waits until the attacker knows td subscribes to the
 // topic, so that what it publishes reaches td.
 func (a *attacker) waitSubscribed(t *testing.T, td *testDaemon) {
@@ -260,9 +270,7 @@ func TestAttackOversizedDocuments(t *testing.T) {
 	}
 
 	// The wire: a peer sends 80 KB and 480 KB documents by a trusted key.
-	td := startDaemon(t, t.TempDir(), nil, nil, alice)
-	a := newAttacker(t, nil, td.addr(t))
-	a.waitSubscribed(t, td)
+	td, a := underAttack(t, alice)
 	sizes := []int{80 << 10, 480 << 10}
 	var sent []attest.ID
 	tried := a.floodUntil(t, 30*time.Second, func(i int) []byte {
@@ -283,9 +291,7 @@ func TestAttackOversizedDocuments(t *testing.T) {
 // the peer is throttled, then banned.
 func TestAttackUntrustedFlood(t *testing.T) {
 	alice, mallory := newBuilder(t, "alice"), newBuilder(t, "mallory")
-	td := startDaemon(t, t.TempDir(), nil, nil, alice)
-	a := newAttacker(t, nil, td.addr(t))
-	a.waitSubscribed(t, td)
+	td, a := underAttack(t, alice)
 	size := scale(4<<10, 60<<10)
 	tried := a.floodUntil(t, 60*time.Second, func(i int) []byte {
 		return mallory.manifestEnvelope(t, "24.0", i, size)
@@ -803,9 +809,7 @@ func TestAttackMalformedAndBadlySignedFlood(t *testing.T) {
 // nor banned.
 func TestHonestBulkRelayIsNotPunished(t *testing.T) {
 	alice, carol := newBuilder(t, "alice"), newBuilder(t, "carol")
-	td := startDaemon(t, t.TempDir(), nil, nil, alice)
-	a := newAttacker(t, nil, td.addr(t))
-	a.waitSubscribed(t, td)
+	td, a := underAttack(t, alice)
 	for i := range 1500 {
 		if err := a.net.Publish(t.Context(), carol.manifestEnvelope(t, "24.0", i, 2<<10)); err != nil {
 			t.Fatal(err)
