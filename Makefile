@@ -36,9 +36,9 @@ e2e: ## run the end-to-end tests with real rbnode processes
 	$(GO) test -count=1 -tags e2e -run '^TestE2E' ./cmd/rbnode/
 
 attack: ## the hostile-peer harness at full size, one process per attack (make test runs it small); figures in docs/threat-model.md
-	@for t in $$($(GO) test -list '^TestAttack' ./node/ | grep '^TestAttack'); do \
-	  RBNODE_ATTACK=long $(GO) test -count=1 -v -timeout 30m -run "^$$t$$" ./node/ 2>&1 | grep -E '^(--- |FAIL|panic)|ATTACK|attack_test'; \
-	done
+	@rc=0; for t in $$($(GO) test -list '^TestAttack' ./node/ | grep '^TestAttack'); do \
+	  RBNODE_ATTACK=long $(GO) test -count=1 -v -timeout 30m -run "^$$t$$" ./node/ 2>&1 | grep -E '^(--- |FAIL|panic)|ATTACK|attack_test' || rc=1; \
+	done; exit $$rc
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@for pkg in $$($(GO) list ./...); do \
