@@ -159,6 +159,7 @@ func (a *attacker) floodUntil(t *testing.T, limit time.Duration, next func(i int
 func underAttack(t *testing.T, trusted ...builderKey) (*testDaemon, *attacker) {
 	t.Helper()
 	td := startDaemon(t, t.TempDir(), nil, nil, trusted...)
+	td.seed(t, trusted[0])
 	a := newAttacker(t, nil, td.addr(t))
 	a.waitSubscribed(t, td)
 	return td, a
@@ -236,11 +237,44 @@ func diskUsed(dir string) int64 {
 }
 
 // report logs an attack's figures in the shape of docs/threat-model.md.
-func report(t *testing.T, attack string, tried, survived, lost int, disk int64) {
+// The node survived if the test gets to report: a crash of the daemon is
+// a crash of the test.
+func report(t *testing.T, attack string, tried, lost int, disk int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("ATTACK %s: tried %d, survived %d, lost %d, peak RSS %d MiB (heap now %d MiB), store %d KiB",
-		attack, tried, survived, lost, peakRSS(), ms.HeapAlloc>>20, disk>>10)
+	t.Logf("ATTACK %s: tried %d, survived yes, lost %d, peak RSS %d MiB (heap now %d MiB), disk %d KiB",
+		attack, tried, lost, peakRSS(), ms.HeapAlloc>>20, disk>>10)
+}
+
+// seed stores a trusted document before an attack (imported, as a
+// release manager would), so that lost can tell whether the attack cost
+// the node anything it held.
+func (td *testDaemon) seed(t *testing.T, b builderKey) {
+	t.Helper()
+	tree := t.TempDir()
+	b.writeAttestation(t, tree, b.attestation("0.0.1", sha('5'), commitA, "rustc 1.82.0"))
+	if _, err := td.n.Import(t.Context(), tree, ImportOptions{Document: func(id attest.ID) { td.baseline = append(td.baseline, id) }}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lost counts the seeded documents the node no longer holds or no longer
+// judges as before; any is a test failure.
+func lost(t *testing.T, td *testDaemon) int {
+	t.Helper()
+	n := 0
+	for _, id := range td.baseline {
+		if !td.has(id) {
+			n++
+		}
+	}
+	if r, err := td.n.Status("cuprated", "0.0.1", 1); err != nil || r.Verdict != attest.Consensus {
+		n = max(n, 1)
+	}
+	if n > 0 {
+		t.Errorf("the attack cost the node %d of the documents it held before", n)
+	}
+	return n
 }
 
 // quarantined counts td's quarantined documents.
@@ -283,7 +317,7 @@ func TestAttackOversizedDocuments(t *testing.T) {
 			t.Fatalf("an oversized document %s was stored", id.Short())
 		}
 	}
-	report(t, "oversized documents", tried, 1, 0, diskUsed(td.home))
+	report(t, "oversized documents", tried, lost(t, td), diskUsed(td.home))
 }
 
 // TestAttackUntrustedFlood: a fresh, untrusted key's documents from one
@@ -307,7 +341,7 @@ func TestAttackUntrustedFlood(t *testing.T) {
 	if !td.has(id) {
 		t.Fatal("the daemon stopped storing trusted documents")
 	}
-	report(t, "untrusted flood", tried, 1, 0, diskUsed(td.home))
+	report(t, "untrusted flood", tried, lost(t, td), diskUsed(td.home))
 }
 
 // smallTmpfs mounts a tmpfs of size bytes for the test, or skips it when
@@ -412,7 +446,7 @@ func TestAttackDiskFill(t *testing.T) {
 	if err != nil || again.Verdict != before.Verdict {
 		t.Fatalf("status after: %v %+v", err, again)
 	}
-	report(t, "disk fill (64 MiB tmpfs)", tried, 1, 0, peak)
+	report(t, "disk fill (64 MiB tmpfs)", tried, 0, peak) // lost: the status checks above
 }
 
 var builderCache sync.Map
@@ -525,6 +559,7 @@ func cpuTime() time.Duration {
 func TestAttackSyncDenial(t *testing.T) {
 	alice := newBuilder(t, "alice")
 	a := startDaemon(t, t.TempDir(), nil, nil, alice)
+	a.seed(t, alice)
 	tree := t.TempDir()
 	for i := range 50 {
 		alice.writeAttestation(t, tree, alice.attestation(fmt.Sprintf("0.%d.0", i), sha('a'), commitA, "rustc 1.82.0"))
@@ -568,7 +603,7 @@ func TestAttackSyncDenial(t *testing.T) {
 		return err == nil
 	})
 	served := time.Since(start)
-	if st.Fetched != 50 || served > gossip.DefaultIdleTimeout {
+	if st.Fetched != 50+len(a.baseline) || served > gossip.DefaultIdleTimeout {
 		t.Fatalf("honest sync served after %v (loris streams time out after %v): %+v", served, gossip.DefaultIdleTimeout, st)
 	}
 	// b's outgoing sessions are all held by stalling servers when a
@@ -579,6 +614,7 @@ func TestAttackSyncDenial(t *testing.T) {
 		stallers = append(stallers, staller(t, &held))
 	}
 	b := startDaemon(t, t.TempDir(), nil, nil, alice)
+	b.seed(t, alice)
 	bInfo := addrInfo(t, b.addr(t))
 	for _, s := range stallers {
 		if err := s.Connect(t.Context(), bInfo); err != nil {
@@ -627,7 +663,7 @@ func TestAttackSyncDenial(t *testing.T) {
 		return true
 	})
 	t.Logf("honest sync served after %v; b caught up past 4 stallers in %v; CPU %v", served, caughtUp, cpuTime()-cpu0)
-	report(t, "sync denial", 16+1+4, 1, 0, diskUsed(a.home))
+	report(t, "sync denial", 16+1+4, lost(t, a)+lost(t, b), diskUsed(a.home))
 }
 
 // TestAttackEquivocationAcrossPartition: a builder signs two different
@@ -702,6 +738,7 @@ func TestAttackEquivocationAcrossPartition(t *testing.T) {
 func TestAttackRejectionLogFlood(t *testing.T) {
 	alice := newBuilder(t, "alice")
 	td := startDaemonWith(t, t.TempDir(), nil, nil, func(c *Config) { c.UntrustedPerMinute = 1 << 20 }, alice)
+	td.seed(t, alice)
 
 	// A real rejection from a local import: bitcoin 24.0, bad signature.
 	tree := t.TempDir()
@@ -761,7 +798,7 @@ func TestAttackRejectionLogFlood(t *testing.T) {
 	if other, _ := td.n.Store().Rejections("cuprated", "24.0"); len(other) != 0 {
 		t.Fatalf("bitcoin's rejections are listed under cuprated 24.0: %d", len(other))
 	}
-	report(t, "rejection-log flood", tried, 1, 0, diskUsed(td.home))
+	report(t, "rejection-log flood", tried, lost(t, td), diskUsed(td.home))
 }
 
 // TestAttackMalformedAndBadlySignedFlood: peers that send garbage and
@@ -771,6 +808,7 @@ func TestAttackRejectionLogFlood(t *testing.T) {
 func TestAttackMalformedAndBadlySignedFlood(t *testing.T) {
 	alice := newBuilder(t, "alice")
 	td := startDaemon(t, t.TempDir(), nil, nil, alice)
+	td.seed(t, alice)
 	good := alice.attestationEnvelope(t, "0.3.0", sha('a'))
 	attackers := scale(6, 30)
 	var wg sync.WaitGroup
@@ -798,11 +836,11 @@ func TestAttackMalformedAndBadlySignedFlood(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if c, _ := td.n.Store().Count(); c != 0 {
-		t.Fatalf("%d documents stored from the flood", c)
+	if c, _ := td.n.Store().Count(); c != len(td.baseline) {
+		t.Fatalf("%d documents stored from the flood", c-len(td.baseline))
 	}
 	t.Logf("%d attackers banned, the slowest after %v", attackers, slowest)
-	report(t, "malformed and badly signed flood", tried, 1, 0, diskUsed(td.home))
+	report(t, "malformed and badly signed flood", tried, lost(t, td), diskUsed(td.home))
 }
 
 // TestHonestBulkRelayIsNotPunished: a peer that relays a bulk import by a

@@ -25,6 +25,8 @@ type testDaemon struct {
 	d    *Daemon
 	stop context.CancelFunc
 	done chan error
+	// baseline holds documents stored before an attack (attack_test.go).
+	baseline []attest.ID
 }
 
 // startDaemon opens home (creating it) and runs a daemon on it: real
