@@ -111,6 +111,13 @@ func TestRejectionAndPermissionExitCodes(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An attestation that is a FIFO, with a signature beside it.
+	fifoDoc := filepath.Join(dir, "0.1.0", "mallory", "attestation.json")
+	os.MkdirAll(filepath.Dir(fifoDoc), 0o755)
+	if err := syscall.Mkfifo(fifoDoc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(fifoDoc+".asc", []byte("x"), 0o644)
 	for _, c := range []struct {
 		args []string
 		code int
@@ -119,6 +126,7 @@ func TestRejectionAndPermissionExitCodes(t *testing.T) {
 		{[]string{"import", doc}, cli.ExitNegative, "rejected"},
 		{[]string{"import", doc, "--json"}, cli.ExitNegative, "rejected"},
 		{[]string{"verify", fifo}, cli.ExitUsage, "not a regular file"},
+		{[]string{"import", fifoDoc}, cli.ExitNegative, "not_regular_file"},
 	} {
 		t.Run(strings.Join(c.args[:1], " "), func(t *testing.T) {
 			done := make(chan struct{})
