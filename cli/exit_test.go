@@ -156,3 +156,33 @@ func TestRejectionAndPermissionExitCodes(t *testing.T) {
 		t.Fatalf("init on a read-only file system: exit %d, want %d; stderr: %s", code, cli.ExitUsage, stderr)
 	}
 }
+
+// TestFullDiskIsAUsageError: import into a home whose disk is full stops
+// with a clear error and exit 2 (before it could die of SIGBUS in
+// Badger's memory-mapped writes).
+func TestFullDiskIsAUsageError(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): run as root to test a full disk", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	home := filepath.Join(mnt, "home")
+	if code, _, stderr := run(t, home, "init"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	f, _ := os.Create(filepath.Join(mnt, "filler"))
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	code, _, stderr := run(t, home, "import", "../testdata/guix.sigs")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "not enough free disk space") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("import on a full disk: exit %d, want %d; stderr: %s", code, cli.ExitUsage, stderr)
+	}
+	if code, _, stderr := run(t, home, "status"); code != 0 {
+		t.Fatalf("status on a full disk: exit %d: %s", code, stderr)
+	}
+}
