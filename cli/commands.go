@@ -349,11 +349,7 @@ func importCommand() *ucli.Command {
 }
 
 func rejectionReasons(s *node.ImportSummary) string {
-	var rs []string
-	for _, k := range sortedKeys(s.ByReason) {
-		rs = append(rs, k)
-	}
-	return strings.Join(rs, ", ")
+	return strings.Join(sortedKeys(s.ByReason), ", ")
 }
 
 func printImportSummary(w io.Writer, s *node.ImportSummary) {

@@ -47,8 +47,8 @@ func scale(short, long int) int {
 }
 
 // attacker is a hostile peer: a bare gossip.Network whose handler accepts
-// anything (so it publishes whatever it is given) and whose inventory
-// serves whatever it was given.
+// anything, so it publishes whatever it is given (its inventory is empty:
+// sync attacks use raw hosts).
 type attacker struct {
 	net *gossip.Network
 	inv *memInventory
@@ -59,18 +59,6 @@ type memInventory struct {
 	mu   sync.RWMutex
 	ids  []attest.ID // ascending
 	data map[attest.ID][]byte
-}
-
-func (m *memInventory) add(data []byte) attest.ID {
-	id := attest.ID(envelopeID(data))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.data[id]; !ok {
-		m.data[id] = data
-		i, _ := slices.BinarySearchFunc(m.ids, id, func(a, b attest.ID) int { return strings.Compare(string(a[:]), string(b[:])) })
-		m.ids = slices.Insert(m.ids, i, id)
-	}
-	return id
 }
 
 func (m *memInventory) Range(prefix []byte, fn func(id [32]byte) bool) error {
@@ -124,17 +112,6 @@ func newAttacker(t *testing.T, mn mocknet.Mocknet, dial ...string) *attacker {
 	go func() { _ = a.net.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; a.net.Close() })
 	return a
-}
-
-// publish floods envs; the daemon's verdicts come back as penalties, not
-// errors, so only a local failure stops it.
-func (a *attacker) publish(t *testing.T, envs [][]byte) {
-	t.Helper()
-	for _, e := range envs {
-		if err := a.net.Publish(t.Context(), e); err != nil && !strings.Contains(err.Error(), "not running") {
-			t.Fatalf("attacker publish: %v", err)
-		}
-	}
 }
 
 // floodUntil publishes envelopes from next (called with 0, 1, 2, ...)
