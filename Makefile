@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build dist demo test e2e property fuzz bench pgo lint tidy clean
+.PHONY: help build dist demo test e2e property attack fuzz bench pgo lint tidy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ e2e: ## run the end-to-end tests with real rbnode processes
 SEED        ?= 0
 property: ## the long order-independence property test (SEED=N replays a run)
 	$(GO) test -count=1 -run '^TestVerdictIsOrderIndependent$$' ./node/ -property.long -property.seed=$(SEED) -v 2>&1 | grep -v '"level"'
+
+attack: ## the hostile-peer harness at full size, one process per attack (make test runs it small); figures in docs/threat-model.md
+	@rc=0; for t in $$($(GO) test -list '^TestAttack' ./node/ | grep '^TestAttack'); do \
+	  RBNODE_ATTACK=long $(GO) test -count=1 -v -timeout 30m -run "^$$t$$" ./node/ 2>&1 | grep -E '^(--- |FAIL|panic)|ATTACK|attack_test' || rc=1; \
+	done; exit $$rc
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@for pkg in $$($(GO) list ./...); do \

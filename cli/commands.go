@@ -35,8 +35,12 @@ func initCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+			was, err := node.PrepareHome(cfg.Home)
+			if err != nil {
 				return err
+			}
+			if was != 0 {
+				fmt.Fprintf(c.App.ErrWriter, "rbnode: %s was mode %04o, writable by others: made it 0700\n", cfg.Home, was)
 			}
 			path := filepath.Join(cfg.Home, node.ConfigFile)
 			wrote := false
@@ -349,12 +353,22 @@ func importCommand() *ucli.Command {
 					return err
 				}
 				if c.Bool("json") {
-					return printJSON(c.App.Writer, sum)
+					if err := printJSON(c.App.Writer, sum); err != nil {
+						return err
+					}
+				}
+				if fi, err := os.Stat(path); err == nil && !fi.IsDir() && sum.Rejected > 0 && sum.Stored+sum.Duplicate == 0 {
+					// One document, and it was refused: a definite negative.
+					return &exitError{code: ExitNegative, msg: "the document was rejected: " + rejectionReasons(sum)}
 				}
 				return nil
 			})
 		},
 	}
+}
+
+func rejectionReasons(s *node.ImportSummary) string {
+	return strings.Join(sortedKeys(s.ByReason), ", ")
 }
 
 func printImportSummary(w io.Writer, s *node.ImportSummary) {

@@ -143,5 +143,10 @@ func defaultConfigText() string {
 
 # Log level: trace, debug, info, warn, error, disabled.
 # log_level = %q
-`, d.Quorum, d.LogLevel)
+
+# Budgets against hostile peers (docs/config.md).
+# max_document_size = "%dKiB"
+# disk_reserve = "%dMiB"
+# untrusted_per_minute = %d
+`, d.Quorum, d.LogLevel, d.MaxDocumentSize>>10, d.DiskReserve>>20, d.UntrustedPerMinute)
 }

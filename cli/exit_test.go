@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,5 +154,96 @@ func TestUntrustedDocumentCannotChangeTheGate(t *testing.T) {
 	}
 	if code, out, _ := run(t, home, "status", "24.0", "--project", "cuprated", "--json"); code != cli.ExitInconclusive || !strings.Contains(out, `"reason": "untrusted_key"`) {
 		t.Fatalf("cuprated 24.0: exit %d\n%s", code, out)
+	}
+}
+
+// TestRejectionAndPermissionExitCodes: a single document that is
+// rejected exits 1; verify of a FIFO and init where the home cannot be
+// created exit 2 with a message, never 4 and never a hang.
+func TestRejectionAndPermissionExitCodes(t *testing.T) {
+	home := t.TempDir()
+	dir := t.TempDir()
+	// A manifest whose signature is not a signature.
+	doc := filepath.Join(dir, "29.2", "mallory", "all.SHA256SUMS")
+	os.MkdirAll(filepath.Dir(doc), 0o755)
+	os.WriteFile(doc, []byte(strings.Repeat("a", 64)+"  bitcoin-29.2-x86_64-linux-gnu.tar.gz\n"), 0o644)
+	os.WriteFile(doc+".asc", []byte("-----BEGIN PGP SIGNATURE-----\n\nnot one\n-----END PGP SIGNATURE-----\n"), 0o644)
+	fifo := filepath.Join(dir, "bitcoin-29.2-x86_64-linux-gnu.tar.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An attestation that is a FIFO, with a signature beside it.
+	fifoDoc := filepath.Join(dir, "0.1.0", "mallory", "attestation.json")
+	os.MkdirAll(filepath.Dir(fifoDoc), 0o755)
+	if err := syscall.Mkfifo(fifoDoc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(fifoDoc+".asc", []byte("x"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"import", doc}, cli.ExitNegative, "rejected"},
+		{[]string{"import", doc, "--json"}, cli.ExitNegative, "rejected"},
+		{[]string{"verify", fifo}, cli.ExitUsage, "not a regular file"},
+		{[]string{"import", fifoDoc}, cli.ExitNegative, "not_regular_file"},
+	} {
+		t.Run(strings.Join(c.args[:1], " "), func(t *testing.T) {
+			done := make(chan struct{})
+			var code int
+			var stderr string
+			go func() { code, _, stderr = run(t, home, c.args...); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("hangs")
+			}
+			if code != c.code || !strings.Contains(stderr, c.msg) {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+		})
+	}
+
+	// init where the home's parent cannot be written: a read-only file
+	// system (root may write anywhere else).
+	ro := t.TempDir()
+	if err := syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, "size=1m"); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs (%v)", err)
+	}
+	defer syscall.Unmount(ro, syscall.MNT_DETACH)
+	code, _, stderr := run(t, filepath.Join(ro, "home"), "init")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "rbnode: error: ") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("init on a read-only file system: exit %d, want %d; stderr: %s", code, cli.ExitUsage, stderr)
+	}
+}
+
+// TestFullDiskIsAUsageError: import into a home whose disk is full stops
+// with a clear error and exit 2 (before it could die of SIGBUS in
+// Badger's memory-mapped writes).
+func TestFullDiskIsAUsageError(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): run as root to test a full disk", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	home := filepath.Join(mnt, "home")
+	if code, _, stderr := run(t, home, "init"); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	f, _ := os.Create(filepath.Join(mnt, "filler"))
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	code, _, stderr := run(t, home, "import", "../testdata/guix.sigs")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "not enough free disk space") || !strings.Contains(stderr, "hint:") {
+		t.Fatalf("import on a full disk: exit %d, want %d; stderr: %s", code, cli.ExitUsage, stderr)
+	}
+	if code, _, stderr := run(t, home, "status"); code != 0 {
+		t.Fatalf("status on a full disk: exit %d: %s", code, stderr)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -199,6 +200,10 @@ func classifyKind(err error) (code int, kind, hint string) {
 		return ExitUsage, "no_builder_key", "create one with `rbnode key generate --name NAME --email EMAIL`, or import yours with `rbnode key import FILE` (from gpg --export-secret-keys --armor)"
 	case errors.Is(err, store.ErrLocked):
 		return ExitInconclusive, "store_locked", "another rbnode process has this home open; try again when it has finished"
+	case errors.Is(err, node.ErrPermission), errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return ExitUsage, "permission", "check the permissions of the home and of the paths given (the daemon's API takes changes only from the user it runs as)"
+	case errors.Is(err, node.ErrDiskFull):
+		return ExitUsage, "disk_full", "free space on the disk that holds the home (rbnode keeps disk_reserve free; docs/config.md), or lower disk_reserve in config.toml"
 	case errors.Is(err, node.ErrNoDaemon):
 		return ExitInconclusive, "no_daemon", "start one with `rbnode daemon`"
 	case errors.Is(err, node.ErrUnknownRelease):

@@ -35,6 +35,10 @@ const (
 	DefaultSyncInterval = 5 * time.Minute
 	DefaultMaxPeers     = 64
 	DefaultBanDuration  = time.Hour
+	// DefaultIdleTimeout bounds the wait for one sync frame, on either
+	// side: a whole request or answer must arrive (and a written one be
+	// read) within it.
+	DefaultIdleTimeout = 5 * time.Second
 )
 
 var networkName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
@@ -118,6 +122,7 @@ type tuning struct {
 	syncSpacing    time.Duration // least time between two syncs with a peer
 	settle         time.Duration // delay of the second sync after a peer connects
 	sessionTimeout time.Duration // deadline of one sync session
+	idleTimeout    time.Duration // deadline of one sync request or answer
 	advertise      time.Duration // DHT rendezvous period
 
 	tracer pubsub.RawTracer // tests watch the mesh form
@@ -135,6 +140,7 @@ func (t *tuning) fill() {
 	def(&t.syncSpacing, 10*time.Second)
 	def(&t.settle, 5*time.Second)
 	def(&t.sessionTimeout, 2*time.Minute)
+	def(&t.idleTimeout, DefaultIdleTimeout)
 	def(&t.advertise, 10*time.Minute)
 }
 

@@ -22,9 +22,14 @@
 //
 // The Handler judges every message, from gossip (it is the gossipsub topic
 // validator, so nothing is relayed before it says Accept) and from sync
-// alike: Accept (stored; relay), Ignore (do not relay, e.g. an untrusted signer) or
-// Reject (invalid: the sender is penalised). The Inventory lets sync range
-// over the IDs the node holds and read a message back.
+// alike: Accept (stored; relay, and a message first learnt by sync is
+// published on), Ignore (drop quietly, e.g. quarantine), Throttle (the
+// sender keeps going past its volume budget: drop and penalise it a little)
+// or Reject (invalid: the sender is penalised). The Inventory lets sync
+// range over the IDs the node holds and read a message back. Sync serving
+// is bounded per peer (sessions, an idle timeout per frame, a work budget:
+// PeerBudget) so that no peer, nor a crowd of throwaway identities, can
+// deny it to others.
 //
 // # Lifecycle
 //

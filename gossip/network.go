@@ -48,6 +48,13 @@ const (
 	// example a well-formed document from an untrusted signer, kept but
 	// not relayed, or one this node cannot judge).
 	Ignore
+	// Throttle: the sender keeps going past its volume budget (too many
+	// documents by untrusted keys). Drop the message, do not relay it, and
+	// penalise the sender a little for each gossiped one: a peer that
+	// keeps sending is disconnected and banned. Volume is not invalidity,
+	// so gossipsub itself sees an Ignore. A synced one is only dropped:
+	// the asker chose to fetch it.
+	Throttle
 )
 
 func (r Result) String() string {
@@ -56,6 +63,8 @@ func (r Result) String() string {
 		return "accept"
 	case Ignore:
 		return "ignore"
+	case Throttle:
+		return "throttle"
 	case Reject:
 		return "reject"
 	}
@@ -111,6 +120,7 @@ type Network struct {
 	resync  chan struct{}
 	ready   chan struct{} // closed once Run has joined the topic
 	serving servingSlots
+	work    *PeerBudget
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
 
@@ -161,6 +171,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
 		resync:    make(chan struct{}, 1),
 		ready:     make(chan struct{}),
+		work:      NewPeerBudget(workPerMinute),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {
@@ -479,6 +490,9 @@ func (n *Network) validate(ctx context.Context, from peer.ID, m *pubsub.Message)
 		return pubsub.ValidationAccept
 	case Ignore:
 		return pubsub.ValidationIgnore
+	case Throttle:
+		n.penalise(from, penaltyExcess, "over its budget of untrusted documents")
+		return pubsub.ValidationIgnore
 	default:
 		return pubsub.ValidationReject
 	}
@@ -533,6 +547,23 @@ func (n *Network) Close() error {
 	})
 	return n.closeErr
 }
+
+// TopicPeers returns the peers known to subscribe to the documents topic
+// (those a Publish reaches); none outside Run.
+func (n *Network) TopicPeers() []peer.ID {
+	if t := n.topic.Load(); t != nil {
+		return t.ListPeers()
+	}
+	return nil
+}
+
+// Penalty is p's current sync and volume penalty (what it subtracts from
+// p's gossipsub score), decaying with a 10-minute half-life.
+func (n *Network) Penalty(p peer.ID) float64 { return n.pen.value(p) }
+
+// Banned reports whether p is banned now (its score fell under the
+// graylist threshold, or it broke the sync protocol).
+func (n *Network) Banned(p peer.ID) bool { return n.bans.has(p) }
 
 // ID is the node's peer ID.
 func (n *Network) ID() peer.ID { return n.host.ID() }

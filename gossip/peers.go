@@ -33,6 +33,9 @@ const (
 	invalidMessageWeight = -100 // P4, squared count: 1 → -100, 2 → -400
 	penaltyReject        = 100  // a synced message the Handler rejected
 	penaltyMalformed     = 1000 // a malformed sync frame
+	penaltyExcess        = 20   // a message over the sender's volume budget (Throttle)
+	penaltyStall         = 100  // a sync stream that stalled or dragged past its idle deadline
+	penaltyHeavy         = 100  // a sync session that exhausted its work budget
 	penaltyHalfLife      = 10 * time.Minute
 	minPeers             = 8 // fewer connected peers than this: dial more
 	maxDials             = 8 // dials at once
@@ -396,9 +399,14 @@ func (n *Network) managePeers(ctx context.Context, scores <-chan map[peer.ID]flo
 // time and never two with the same peer.
 func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 	const maxSessions = 4
+	type result struct {
+		p      peer.ID
+		failed bool
+		wait   time.Duration // do not sync with p again before this
+	}
 	var (
 		wg       sync.WaitGroup
-		done     = make(chan peer.ID)
+		done     = make(chan result)
 		inflight = make(map[peer.ID]bool)
 		last     = make(map[peer.ID]time.Time)
 		queue    []peer.ID
@@ -424,8 +432,13 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 				ev.Str("peer", p.String()).Int("missing", st.Missing).Int("accepted", st.Accepted).
 					Int("ignored", st.Ignored).Int("rejected", st.Rejected).Int64("summary_bytes", st.SummaryBytes).
 					Dur("took", st.Duration).Msg("sync")
+				r := result{p: p, failed: err != nil && ctx.Err() == nil}
+				var se *SyncError
+				if errors.As(err, &se) && se.Code == errCodeLimit {
+					r.wait = time.Minute // its budget for us is spent: come back later
+				}
 				select {
-				case done <- p:
+				case done <- r:
 				case <-ctx.Done():
 				}
 			})
@@ -484,12 +497,26 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 			}
 		case <-n.resync:
 			syncAll()
-		case p := <-done:
+		case r := <-done:
+			p := r.p
 			delete(inflight, p)
-			last[p] = time.Now()
+			last[p] = time.Now().Add(r.wait)
 			if again[p] {
 				delete(again, p)
 				queue = append(queue, p)
+			}
+			if r.failed {
+				// A peer that stalled or refused must not delay catch-up:
+				// try another one now.
+				var ps []peer.ID
+				for _, q := range n.host.Network().Peers() {
+					if ok, _ := n.host.Peerstore().SupportsProtocols(q, n.syncProto); len(ok) > 0 && q != p && !inflight[q] && !n.bans.has(q) && time.Since(last[q]) > n.cfg.tuning.syncSpacing {
+						ps = append(ps, q)
+					}
+				}
+				if len(ps) > 0 {
+					enqueue(ps[rand.N(len(ps))], true)
+				}
 			}
 			if len(last) > 4*maxKnown {
 				for q, at := range last {

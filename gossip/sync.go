@@ -110,6 +110,10 @@ func scanBucket(inv Inventory, p prefix, keep int, visits *int, budget int) (buc
 
 var errBudget = errors.New("sync work budget exhausted")
 
+// ErrStalled is returned by a sync session whose peer did not answer a
+// request within the idle timeout (DefaultIdleTimeout).
+var ErrStalled = errors.New("sync peer stalled")
+
 // countingRW counts the bytes through a stream.
 type countingRW struct {
 	rw io.ReadWriter
@@ -130,7 +134,9 @@ func (c *countingRW) Write(p []byte) (int, error) {
 }
 
 // serveSync answers one peer's sync session: reconcile and get requests
-// until it closes the stream or breaks a limit.
+// until it closes the stream or breaks a limit. Each request must arrive,
+// and each answer be taken, within the idle timeout; the work of the
+// session comes out of the peer's budget.
 func (n *Network) serveSync(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	if !n.enter() {
@@ -142,21 +148,36 @@ func (n *Network) serveSync(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	if !n.serving.acquire(p) {
+	sess, ok := n.serving.acquire(p, s)
+	if !ok {
 		_ = writeFrame(s, encode(&errorMsg{code: errCodeBusy, text: "too many sync sessions"}))
 		_ = s.Close()
 		return
 	}
-	defer n.serving.release(p)
+	defer n.serving.release(sess)
 	stop := context.AfterFunc(n.ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(time.Now().Add(n.cfg.tuning.sessionTimeout))
+	guard := newStallGuard(s)
+	defer guard.disarm()
+	idle := n.cfg.tuning.idleTimeout
 
 	log := n.log.With().Str("peer", p.String()).Logger()
+	visits := 0 // work done in this session
+	if n.work.Available(p, time.Now()) < minSessionWork {
+		n.penalise(p, penaltyHeavy, "sync sessions over the work budget")
+		_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted; try later"}))
+		_ = s.Close()
+		return
+	}
 	br := bufio.NewReader(s)
-	visits := 0
+	var asked askLog
 	for req := 0; ; req++ {
+		sess.waiting(true)
+		guard.arm(idle)
 		body, err := readFrame(br)
+		guard.disarm()
+		sess.waiting(false)
 		if errors.Is(err, io.EOF) {
 			_ = s.Close()
 			return
@@ -166,9 +187,12 @@ func (n *Network) serveSync(s network.Stream) {
 			m, err = decode(body, n.cfg.MaxMessageSize)
 		}
 		if err != nil {
-			if errors.Is(err, ErrMalformed) {
+			switch {
+			case errors.Is(err, ErrMalformed):
 				n.penalise(p, penaltyMalformed, "malformed sync request: "+err.Error())
 				_ = writeFrame(s, encode(&errorMsg{code: errCodeMalformed, text: "malformed request"}))
+			case guard.fired.Load() && !sess.evicted.Load():
+				n.penalise(p, penaltyStall, "sync request stalled past the idle timeout")
 			}
 			log.Debug().Err(err).Msg("sync serve: read request")
 			_ = s.Reset()
@@ -180,17 +204,28 @@ func (n *Network) serveSync(s network.Stream) {
 			return
 		}
 		var resp any
+		before := visits
+		budget := min(maxVisits, visits+n.work.Available(p, time.Now()))
 		switch m := m.(type) {
 		case *reconcileReq:
-			resp, err = n.answerReconcile(m, &visits)
+			resp, err = n.answerReconcile(m, &asked, &visits, budget)
 		case *getReq:
+			visits += getCost * len(m.ids)
 			resp = n.answerGet(m)
 		default:
 			n.penalise(p, penaltyMalformed, fmt.Sprintf("sync request of type %T", m))
 			_ = s.Reset()
 			return
 		}
-		if errors.Is(err, errBudget) {
+		if errors.Is(err, ErrMalformed) {
+			n.penalise(p, penaltyMalformed, "sync request: "+err.Error())
+			_ = writeFrame(s, encode(&errorMsg{code: errCodeMalformed, text: "malformed request"}))
+			_ = s.Reset()
+			return
+		}
+		n.work.Spend(p, visits-before, time.Now())
+		if errors.Is(err, errBudget) || visits > budget {
+			n.penalise(p, penaltyHeavy, "sync session over the work budget")
 			_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted"}))
 			_ = s.Close()
 			return
@@ -200,7 +235,13 @@ func (n *Network) serveSync(s network.Stream) {
 			_ = s.Reset()
 			return
 		}
-		if err := writeFrame(s, encode(resp)); err != nil {
+		guard.arm(idle)
+		err = writeFrame(s, encode(resp))
+		guard.disarm()
+		if err != nil {
+			if guard.fired.Load() && !sess.evicted.Load() {
+				n.penalise(p, penaltyStall, "sync answer not read within the idle timeout")
+			}
 			log.Debug().Err(err).Msg("sync serve: write response")
 			_ = s.Reset()
 			return
@@ -208,15 +249,71 @@ func (n *Network) serveSync(s network.Stream) {
 	}
 }
 
-func (n *Network) answerReconcile(m *reconcileReq, visits *int) (*reconcileResp, error) {
+// stallGuard resets a stream when one frame, read or written, takes
+// longer than the idle timeout. A timer rather than stream deadlines: it
+// works on every transport, mocknet included.
+type stallGuard struct {
+	t     *time.Timer
+	fired atomic.Bool
+}
+
+func newStallGuard(s network.Stream) *stallGuard {
+	g := &stallGuard{}
+	g.t = time.AfterFunc(time.Hour, func() { g.fired.Store(true); _ = s.Reset() })
+	g.t.Stop()
+	return g
+}
+
+func (g *stallGuard) arm(d time.Duration) { g.t.Reset(d) }
+func (g *stallGuard) disarm()             { g.t.Stop() }
+
+// askLog is what one served session has asked: an honest asker starts at
+// the root and asks only children of buckets answered with Split, each
+// once, so the work of a session is bounded by the inventory's size
+// times the tree's depth however the requests are crafted.
+type askLog struct {
+	split, asked map[prefix]struct{}
+}
+
+// errAsk is a request for a bucket the session may not ask.
+var errAsk = fmt.Errorf("%w: bucket asked twice, or not under a split answer", ErrMalformed)
+
+// maxAsked bounds the buckets one session may ask.
+const maxAsked = 1 << 17
+
+func (l *askLog) ask(p prefix) error {
+	if l.asked == nil {
+		l.split, l.asked = make(map[prefix]struct{}), make(map[prefix]struct{})
+	}
+	if _, again := l.asked[p]; again {
+		return errAsk
+	}
+	if p.depth > 0 {
+		if _, ok := l.split[p.parent()]; !ok {
+			return errAsk
+		}
+	}
+	if len(l.asked) >= maxAsked {
+		return errBudget
+	}
+	l.asked[p] = struct{}{}
+	return nil
+}
+
+func (n *Network) answerReconcile(m *reconcileReq, log *askLog, visits *int, budget int) (*reconcileResp, error) {
 	resp := &reconcileResp{answers: make([]answer, len(m.items))}
 	big := maxBigListIDs // IDs left for long lists to askers with empty buckets
+	for _, it := range m.items {
+		if err := log.ask(it.prefix); err != nil {
+			return nil, err
+		}
+	}
 	for i, it := range m.items {
 		keep := listThreshold
 		if it.sum.count == 0 && big > listThreshold {
 			keep = min(maxListIDs, big)
 		}
-		sc, err := scanBucket(n.inv, it.prefix, keep, visits, maxVisits)
+		sc, err := scanBucket(n.inv, it.prefix, keep, visits, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -231,6 +328,7 @@ func (n *Network) answerReconcile(m *reconcileReq, visits *int) (*reconcileResp,
 			}
 		default:
 			a.kind, a.children = answerSplit, sc.children
+			log.split[it.prefix] = struct{}{}
 		}
 	}
 	return resp, nil
@@ -302,11 +400,16 @@ func (n *Network) syncPeer(ctx context.Context, p peer.ID) (st SyncStats, err er
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	c := &client{n: n, p: p, rw: &countingRW{rw: s}, st: &st}
+	c := &client{n: n, p: p, rw: &countingRW{rw: s}, st: &st, guard: newStallGuard(s)}
+	defer c.guard.disarm()
 	c.rw.br = bufio.NewReader(c.rw)
 	err = c.run(ctx)
 	if err != nil {
 		_ = s.Reset()
+		if c.guard.fired.Load() {
+			n.penalise(p, penaltyStall, "sync answer stalled past the idle timeout")
+			err = fmt.Errorf("%w (no answer within %v)", ErrStalled, n.cfg.tuning.idleTimeout)
+		}
 		if ctx.Err() != nil && !errors.Is(err, ErrBanned) {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
@@ -324,6 +427,7 @@ type client struct {
 	st *SyncStats
 	// requests sent so far
 	requests int
+	guard    *stallGuard
 }
 
 // roundTrip sends req and reads the answer, which must be of the wanted
@@ -333,6 +437,8 @@ func (c *client) roundTrip(req any, want byte) (any, error) {
 		return nil, errors.New("session request limit reached")
 	}
 	c.requests++
+	c.guard.arm(c.n.cfg.tuning.idleTimeout)
+	defer c.guard.disarm()
 	if err := writeFrame(c.rw, encode(req)); err != nil {
 		return nil, err
 	}
@@ -464,6 +570,18 @@ const maxQueue = 1 << 16
 // handlerWorkers bounds the Handler calls one session runs at once.
 const handlerWorkers = 4
 
+// relay gossips a message first learnt through sync, so that it crosses a
+// healed partition at gossip speed rather than one periodic sync per hop.
+// Outside Run (a light client) there is no topic and nothing to do; a
+// message the mesh has already seen is dropped by pubsub's seen cache.
+func (n *Network) relay(ctx context.Context, data []byte) {
+	if t := n.topic.Load(); t != nil {
+		if err := t.Publish(ctx, data); err != nil {
+			n.log.Debug().Err(err).Msg("relay a synced message")
+		}
+	}
+}
+
 // fetch asks the peer for the missing messages, a page at a time, and
 // gives each to the Handler.
 func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
@@ -517,7 +635,12 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 				switch c.n.handler(gctx, c.p, it.data) {
 				case Accept:
 					accepted.Add(1)
+					c.n.relay(gctx, it.data)
 				case Ignore:
+					ignored.Add(1)
+					c.n.ignored.add(it.id)
+				case Throttle:
+					// The asker chose to fetch it: not the server's fault.
 					ignored.Add(1)
 					c.n.ignored.add(it.id)
 				default:
@@ -551,40 +674,162 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 }
 
 // servingSlots bounds the sync sessions served at once, in total and per
-// peer.
+// peer. When all are taken, a new session takes the slot of the one that
+// has waited longest for its next request, if that is at least
+// evictAfter: an honest asker sends its next request at once, so a
+// session that waits is one that stalls (or is between long pauses).
 type servingSlots struct {
-	mu     sync.Mutex
-	total  int
-	byPeer map[peer.ID]int
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	byPeer   map[peer.ID]int
+}
+
+// session is one served sync session.
+type session struct {
+	peer    peer.ID
+	stream  network.Stream
+	waitAt  atomic.Int64 // unix nanoseconds since it waits for a request; 0 when working
+	evicted atomic.Bool
+	gone    bool // released or evicted; under servingSlots.mu
+}
+
+func (s *session) waiting(w bool) {
+	if w {
+		s.waitAt.Store(time.Now().UnixNano())
+	} else {
+		s.waitAt.Store(0)
+	}
 }
 
 const (
 	maxServed        = 16
 	maxServedPerPeer = 2
+	evictAfter       = 250 * time.Millisecond
 )
 
-func (s *servingSlots) acquire(p peer.ID) bool {
+func (s *servingSlots) acquire(p peer.ID, st network.Stream) (*session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.total >= maxServed || s.byPeer[p] >= maxServedPerPeer {
-		return false
-	}
-	if s.byPeer == nil {
+	if s.sessions == nil {
+		s.sessions = make(map[*session]struct{})
 		s.byPeer = make(map[peer.ID]int)
 	}
-	s.total++
+	if s.byPeer[p] >= maxServedPerPeer {
+		return nil, false
+	}
+	if len(s.sessions) >= maxServed {
+		var victim *session
+		oldest := time.Now().Add(-evictAfter).UnixNano()
+		for x := range s.sessions {
+			if w := x.waitAt.Load(); w != 0 && w <= oldest {
+				victim, oldest = x, w
+			}
+		}
+		if victim == nil {
+			return nil, false
+		}
+		victim.evicted.Store(true)
+		s.drop(victim)
+		_ = victim.stream.Reset()
+	}
+	x := &session{peer: p, stream: st}
+	s.sessions[x] = struct{}{}
 	s.byPeer[p]++
-	return true
+	return x, true
 }
 
-func (s *servingSlots) release(p peer.ID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.total--
-	if s.byPeer[p]--; s.byPeer[p] <= 0 {
-		delete(s.byPeer, p)
+// drop forgets x; s.mu must be held.
+func (s *servingSlots) drop(x *session) {
+	if x.gone {
+		return
+	}
+	x.gone = true
+	delete(s.sessions, x)
+	if s.byPeer[x.peer]--; s.byPeer[x.peer] <= 0 {
+		delete(s.byPeer, x.peer)
 	}
 }
+
+func (s *servingSlots) release(x *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(x)
+}
+
+// PeerBudget is a token bucket per peer: perMinute tokens a minute, as
+// many at most; a new peer starts full. It bounds what one peer may make
+// this node do (sync work here; documents by untrusted keys in the node).
+// It tracks at most a few thousand peers, forgetting full buckets first.
+// Safe for concurrent use.
+type PeerBudget struct {
+	perMinute float64
+	mu        sync.Mutex
+	m         map[peer.ID]*tokens
+}
+
+type tokens struct {
+	n  float64
+	at time.Time
+}
+
+// NewPeerBudget returns a budget of perMinute tokens a minute per peer.
+func NewPeerBudget(perMinute int) *PeerBudget {
+	return &PeerBudget{perMinute: float64(perMinute), m: make(map[peer.ID]*tokens)}
+}
+
+const maxBudgetPeers = 4096
+
+// refill brings p's tokens up to now; b.mu must be held.
+func (b *PeerBudget) refill(p peer.ID, now time.Time) *tokens {
+	t := b.m[p]
+	if t == nil {
+		if len(b.m) >= maxBudgetPeers {
+			for q, u := range b.m {
+				if u.n+b.perMinute*now.Sub(u.at).Minutes() >= b.perMinute {
+					delete(b.m, q)
+				}
+			}
+		}
+		t = &tokens{n: b.perMinute, at: now}
+		b.m[p] = t
+	}
+	t.n = min(b.perMinute, t.n+b.perMinute*max(0, now.Sub(t.at).Minutes()))
+	t.at = now
+	return t
+}
+
+// Available returns p's whole tokens left at now.
+func (b *PeerBudget) Available(p peer.ID, now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int(max(0, b.refill(p, now).n))
+}
+
+// Spend takes n tokens from p (its balance may go negative: it then
+// waits longer).
+func (b *PeerBudget) Spend(p peer.ID, n int, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(p, now).n -= float64(n)
+}
+
+// Draw spends one token of p's and returns the balance left: negative
+// once p is over its budget, down to twice the budget in debt (from
+// which it recovers at the budget's rate).
+func (b *PeerBudget) Draw(p peer.ID, now time.Time) float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.refill(p, now)
+	t.n = max(t.n-1, -2*b.perMinute)
+	return t.n
+}
+
+// Sync work units (the PeerBudget of Network.work).
+const (
+	workPerMinute  = 2 << 20 // IDs ranged over, and getCost per ID in a Get
+	minSessionWork = 4096    // a session is not started with less
+	getCost        = 16
+)
 
 // idCache remembers IDs the Handler ignored, so periodic sync does not
 // fetch the same untrusted messages again and again (Resync clears it).

@@ -69,6 +69,18 @@ func nibble(id *[idLen]byte, i int) byte {
 }
 
 // child returns the prefix extended by the nibble c.
+// parent is the bucket p is a child of; p.depth must be positive.
+func (p prefix) parent() prefix {
+	q := p
+	q.depth--
+	if q.depth%2 == 0 {
+		q.b[q.depth/2] = 0
+	} else {
+		q.b[q.depth/2] &= 0xf0
+	}
+	return q
+}
+
 func (p prefix) child(c byte) prefix {
 	q := p
 	if p.depth%2 == 0 {

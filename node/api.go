@@ -10,7 +10,9 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
@@ -21,10 +23,14 @@ import (
 // The local API: HTTP over a unix socket in the home (mode 0600), so that
 // the CLI works while the daemon holds the store. docs/api.md describes it.
 
+// ErrPermission is returned to a caller of the local API that may not do
+// what it asked (another user changing the node).
+var ErrPermission = errors.New("permission denied")
+
 // apiError is the body of every failed API call.
 type apiError struct {
 	Error string `json:"error"`
-	Kind  string `json:"kind"` // usage, unknown_release, no_builder_key, not_found, internal
+	Kind  string `json:"kind"` // usage, permission, disk_full, unknown_release, no_builder_key, not_found, internal
 }
 
 // VerifyRequest asks the daemon to judge files the CLI hashed.
@@ -85,15 +91,11 @@ func (d *Daemon) serveAPI(ctx context.Context) error {
 		return fmt.Errorf("another daemon is answering on %s", path)
 	}
 	os.Remove(path) // a socket left by a daemon that died
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: d.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: ownerOnly(d.apiHandler()), ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeerCred}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -106,6 +108,78 @@ func (d *Daemon) serveAPI(ctx context.Context) error {
 	srv.Shutdown(sctx)
 	os.Remove(path)
 	return nil
+}
+
+// listenPrivate listens on a unix socket at path that no other user can
+// ever connect to: it is bound in a fresh directory of mode 0700, made
+// 0600, and only then renamed into place. (Binding at path and chmod-ing
+// afterwards leaves a window in which the socket has the umask's mode.)
+func listenPrivate(path string) (*net.UnixListener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".socket-")
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, filepath.Base(path))
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // it is renamed; serveAPI removes it
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+type credKey struct{}
+
+// withPeerCred records the connecting process's uid (SO_PEERCRED) in the
+// connection's context.
+func withPeerCred(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *syscall.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, credKey{}, cred.Uid)
+}
+
+// ownerOnly refuses calls that change the node (anything but a read, and
+// verify, which only reads) unless the caller runs as the daemon's user
+// or as root: the socket's mode should already keep others out, and this
+// holds even if the home or the socket is opened up by mistake.
+func ownerOnly(h http.Handler) http.Handler {
+	owner := uint32(os.Geteuid())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.URL.Path != "/v1/verify" {
+			uid, ok := r.Context().Value(credKey{}).(uint32)
+			if !ok || (uid != owner && uid != 0) {
+				who := "an unknown user"
+				if ok {
+					who = "uid " + strconv.FormatUint(uint64(uid), 10)
+				}
+				reply(w, nil, fmt.Errorf("%s %s: %s may not change this node, which runs as uid %d: %w", r.Method, r.URL.Path, who, owner, ErrPermission))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (d *Daemon) apiHandler() http.Handler {
@@ -241,6 +315,10 @@ func reply(w http.ResponseWriter, v any, err error) {
 		e := apiError{Error: err.Error(), Kind: "internal"}
 		status := http.StatusInternalServerError
 		switch {
+		case errors.Is(err, ErrPermission):
+			e.Kind, status = "permission", http.StatusForbidden
+		case errors.Is(err, ErrDiskFull):
+			e.Kind, status = "disk_full", http.StatusInsufficientStorage
 		case errors.Is(err, ErrUsage):
 			e.Kind, status = "usage", http.StatusBadRequest
 		case errors.Is(err, ErrUnknownRelease):

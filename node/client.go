@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
@@ -70,6 +71,10 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		switch e.Kind {
 		case "usage":
 			return usagef("%s", e.Error)
+		case "permission":
+			return fmt.Errorf("daemon: %s: %w", strings.TrimSuffix(e.Error, ": "+ErrPermission.Error()), ErrPermission)
+		case "disk_full":
+			return fmt.Errorf("daemon: %s: %w", strings.TrimSuffix(e.Error, ": "+ErrDiskFull.Error()), ErrDiskFull)
 		case "unknown_release":
 			return fmt.Errorf("%s: %w", e.Error, ErrUnknownRelease)
 		case "no_builder_key":

@@ -3,8 +3,10 @@ package node
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/gossip"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 // Config is a node's configuration. The cli fills it from flags, RBNODE_*
@@ -45,9 +48,75 @@ type Config struct {
 	// (there is also one on every new connection).
 	SyncInterval Duration `toml:"sync_interval"`
 
+	// MaxDocumentSize caps a document (the signed file), at import and
+	// from the network; an envelope may carry at most this plus
+	// envelopeOverhead for its signature, key and names.
+	MaxDocumentSize Size `toml:"max_document_size"`
+	// DiskReserve is the free space kept on the store's file system: below
+	// it, the daemon stops accepting documents from the network (it still
+	// serves reads) and import stops with an error.
+	DiskReserve Size `toml:"disk_reserve"`
+	// UntrustedPerMinute is how many documents by untrusted keys one peer
+	// may send per minute (with a burst of as many); beyond it they are
+	// dropped, and past twice that the peer is penalised, then banned.
+	UntrustedPerMinute int `toml:"untrusted_per_minute"`
+
 	// AutoBuild makes the daemon build new releases by itself.
 	AutoBuild AutoBuildConfig `toml:"auto_build"`
 }
+
+// Size is a byte count, written in the config file as an integer or as a
+// string such as "64KiB", "128MiB" or "1GiB".
+type Size int64
+
+// UnmarshalTOML reads an integer number of bytes or a string with a unit.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*s = Size(v)
+		return nil
+	case string:
+		return s.UnmarshalText([]byte(v))
+	}
+	return fmt.Errorf("%v is not a size like \"64KiB\" or 65536", v)
+}
+
+// UnmarshalText reads "65536", "64KiB", "64K", "128MiB", "1GiB" (powers of
+// 1024).
+func (s *Size) UnmarshalText(b []byte) error {
+	t := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is not a size like \"64KiB\" or 65536", b)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+// MarshalText writes the size in bytes.
+func (s Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// Defaults and bounds of the budgets.
+const (
+	DefaultMaxDocumentSize    = 64 << 10
+	DefaultDiskReserve        = 128 << 20
+	DefaultUntrustedPerMinute = 1000
+	minDocumentSize           = 4 << 10
+	// envelopeOverhead is what an envelope may add to its document: the
+	// signature (at most attest.MaxSignatureSize), the signer's minimal
+	// key and the context names.
+	envelopeOverhead = 48 << 10
+)
 
 // AutoBuildConfig is the [auto_build] table: the daemon watches a
 // repository for release tags and builds, signs and publishes each new
@@ -94,6 +163,7 @@ func DefaultConfig() Config {
 		Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn",
 		Network: "cuprated", Listen: []string{"/ip4/0.0.0.0/tcp/4731", "/ip4/0.0.0.0/udp/4731/quic-v1"},
 		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
+		MaxDocumentSize: DefaultMaxDocumentSize, DiskReserve: DefaultDiskReserve, UntrustedPerMinute: DefaultUntrustedPerMinute,
 		AutoBuild: AutoBuildConfig{Remote: "origin", FetchInterval: Duration{10 * time.Minute}, TagPattern: "cuprated-{version}"},
 	}
 }
@@ -125,6 +195,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncInterval.Duration < time.Second {
 		return fmt.Errorf("sync_interval %s is too short (at least 1s)", c.SyncInterval)
+	}
+	if c.MaxDocumentSize < minDocumentSize || c.MaxDocumentSize > attest.MaxManifestSize {
+		return fmt.Errorf("max_document_size %d is out of range (%d to %d bytes)", c.MaxDocumentSize, minDocumentSize, attest.MaxManifestSize)
+	}
+	if c.DiskReserve < store.MinFree {
+		return fmt.Errorf("disk_reserve %d is too small (at least %d MiB: Badger needs that much to close cleanly)", c.DiskReserve, store.MinFree>>20)
+	}
+	if c.UntrustedPerMinute < 1 {
+		return fmt.Errorf("untrusted_per_minute must be at least 1, got %d", c.UntrustedPerMinute)
 	}
 	for _, a := range append(append([]string(nil), c.Listen...), c.Bootstrap...) {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {

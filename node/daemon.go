@@ -59,6 +59,11 @@ type Daemon struct {
 	trust  atomic.Pointer[attest.TrustSet]
 	ingest chan ingestReq
 	keys   keyCache
+	// budget is each peer's allowance of documents by untrusted keys.
+	budget *gossip.PeerBudget
+	// diskLow is set while the disk is under the reserve, so that the
+	// refusal is logged when it starts and when it ends, not per message.
+	diskLow atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -85,6 +90,7 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		log:    n.log.With().Str("component", "daemon").Logger(),
 		ingest: make(chan ingestReq, 256),
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
+		budget: gossip.NewPeerBudget(n.cfg.UntrustedPerMinute),
 	}
 	if err := d.reloadTrust(); err != nil {
 		return nil, err
@@ -110,6 +116,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g := gossip.DefaultConfig()
 	g.Network, g.Identity, g.MDNS, g.DHT = c.Network, id, c.MDNS, c.DHT
 	g.SyncInterval = c.SyncInterval.Duration
+	g.MaxMessageSize = int(c.MaxDocumentSize) + envelopeOverhead
 	g.HostFactory = d.opts.HostFactory
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
@@ -251,6 +258,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { return d.reclaim(ctx) })
 	if d.opts.Socket != "-" {
 		g.Go(func() error { return d.serveAPI(ctx) })
 	}
@@ -284,6 +292,27 @@ func (d *Daemon) moveLegacyQuarantine(ctx context.Context) error {
 	}
 	d.log.Info().Int("documents", len(envs)).Msg("moved the old quarantine into the store")
 	return d.n.store.DropLegacyQuarantine()
+}
+
+// reclaimInterval is how often the daemon gives back the store's space
+// held by deleted or overwritten values (Badger value-log GC).
+const reclaimInterval = 10 * time.Minute
+
+func (d *Daemon) reclaim(ctx context.Context) error {
+	t := time.NewTicker(reclaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if n, err := d.n.store.Reclaim(); err != nil {
+			d.log.Warn().Err(err).Msg("reclaim store space")
+		} else if n > 0 {
+			d.log.Info().Int("files", n).Msg("reclaimed store space")
+		}
+	}
 }
 
 // SyncWith runs one catch-up sync with each peer, without Run: the light
@@ -436,13 +465,10 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // rejected, logged and counts against the sender; a document dated in the
 // future is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
-	res, reason, detail := d.judge(ctx, data, false)
+	res, reason, detail := d.judgeFrom(ctx, from, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
-		_ = d.n.store.AddRejections([]store.Rejection{{
-			Time: d.n.now().UTC(), Source: "peer:" + from.String(), Reason: reason, Detail: detail,
-		}})
 	}
 	return res
 }
@@ -459,17 +485,42 @@ func (d *Daemon) trusts(fp string) bool {
 // documents are bounded: the verdict is computed from the stored
 // documents and the trust set of the moment it is asked for.
 func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Result, string, string) {
+	return d.judgeFrom(ctx, "", data, wait)
+}
+
+// judgeFrom is judge for an envelope sent by a peer (empty: this node),
+// which is held to its budget of documents by keys this node does not
+// trust. Every rejection is logged with what is known of the document:
+// under the sending peer, bounded per peer, unless the document's good
+// signature is by a trusted key.
+func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait bool) (gossip.Result, string, string) {
+	rej := store.Rejection{Source: "local"}
+	if from != "" && from != d.net.ID() {
+		rej.Source, rej.Peer = "peer:"+from.String(), from.String()
+	}
+	reject := func(res gossip.Result, reason, detail string) (gossip.Result, string, string) {
+		rej.Time, rej.Reason, rej.Detail = d.n.now().UTC(), reason, detail
+		if err := d.n.store.AddRejections([]store.Rejection{rej}); err != nil {
+			d.log.Warn().Err(err).Msg("log a rejection")
+		}
+		return res, reason, detail
+	}
 	env, err := attest.DecodeEnvelope(data)
 	if err != nil {
-		return gossip.Reject, "malformed", err.Error()
+		return reject(gossip.Reject, "malformed", err.Error())
+	}
+	rej.Version, rej.Signer, rej.File = env.Doc.Version, env.Doc.Signer, env.Doc.Name
+	if max := int(d.n.cfg.MaxDocumentSize); len(env.Doc.Body) > max {
+		return reject(gossip.Reject, "too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(env.Doc.Body), max))
 	}
 	p, err := env.Doc.Parse()
 	if err != nil {
-		return gossip.Reject, parseReason(err), err.Error()
+		return reject(gossip.Reject, parseReason(err), err.Error())
 	}
+	rej.Project, rej.Version = p.Statement.Project, p.Statement.Version
 	key, err := d.keys.get(env.Key)
 	if err != nil {
-		return gossip.Reject, "bad_key", err.Error()
+		return reject(gossip.Reject, "bad_key", err.Error())
 	}
 	main, err := d.n.Keyring()
 	if err != nil {
@@ -501,18 +552,32 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		return gossip.Ignore, "", ""
 	}
 	v := kr.Verify(env.Doc.Body, p.Sig, d.n.now())
-	switch {
-	case v.Status == attest.StatusBadSignature:
-		return gossip.Reject, string(v.Status), v.Detail
-	case !v.Authentic():
+	rej.KeyID = v.KeyID
+	if v.Status == attest.StatusBadSignature {
+		return reject(gossip.Reject, string(v.Status), v.Detail)
+	}
+	if !trusted && rej.Peer != "" {
+		// Past its budget a peer is rate-limited: its documents are
+		// dropped. One that goes on for another budget's worth (an honest
+		// node's bulk relay does not) is also penalised, then banned.
+		switch left := d.budget.Draw(from, d.n.now()); {
+		case left <= -float64(d.n.cfg.UntrustedPerMinute):
+			return gossip.Throttle, "", ""
+		case left < 0:
+			d.log.Debug().Str("peer", rej.Peer).Msg("peer over its budget of untrusted documents")
+			return gossip.Ignore, "", ""
+		}
+	}
+	if !v.Authentic() {
 		// Future-dated, or a key that does not match the signature: an
 		// honest peer with a skewed clock relays it, so it is dropped and
 		// logged without counting against the sender.
 		d.log.Info().Str("reason", string(v.Status)).Str("detail", v.Detail).Msg("ignored a document")
-		_ = d.n.store.AddRejections([]store.Rejection{{
-			Time: d.n.now().UTC(), Source: "gossip", Version: p.Statement.Version, Signer: env.Doc.Signer,
-			File: env.Doc.Name, KeyID: v.KeyID, Reason: string(v.Status), Detail: v.Detail,
-		}})
+		rej.Trusted = trusted
+		res, _, _ := reject(gossip.Ignore, string(v.Status), v.Detail)
+		return res, "", ""
+	}
+	if !d.roomFor(len(data)) {
 		return gossip.Ignore, "", ""
 	}
 	e := &store.Entry{
@@ -545,6 +610,23 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		return gossip.Ignore, "", ""
 	}
 	return gossip.Accept, "", ""
+}
+
+// roomFor reports whether a document of size bytes from the network may
+// be written: not while the disk is under the reserve. The node keeps
+// serving reads and sync meanwhile; the change is logged both ways.
+func (d *Daemon) roomFor(size int) bool {
+	err := d.n.room(size)
+	if err != nil {
+		if !d.diskLow.Swap(true) {
+			d.log.Error().Err(err).Msg("disk below the reserve: not accepting documents from the network until space is freed (reads and sync serving go on)")
+		}
+		return false
+	}
+	if d.diskLow.Swap(false) {
+		d.log.Warn().Msg("disk above the reserve again: accepting documents from the network")
+	}
+	return true
 }
 
 var _ gossip.Inventory = inventory{}

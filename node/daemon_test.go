@@ -25,6 +25,8 @@ type testDaemon struct {
 	d    *Daemon
 	stop context.CancelFunc
 	done chan error
+	// baseline holds documents stored before an attack (attack_test.go).
+	baseline []attest.ID
 }
 
 // startDaemon opens home (creating it) and runs a daemon on it: real
@@ -38,6 +40,7 @@ func startDaemon(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []stri
 type daemonSetup struct {
 	opts         DaemonOptions // Socket and HostFactory are set by startDaemonWith
 	syncInterval time.Duration // 0: the default
+	config       func(*Config) // adjusts the configuration, when set
 }
 
 // startDaemonWith is startDaemon with a setup.
@@ -51,6 +54,9 @@ func startDaemonWith(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []
 	cfg.Bootstrap = bootstrap
 	if setup.syncInterval != 0 {
 		cfg.SyncInterval.Duration = setup.syncInterval
+	}
+	if setup.config != nil {
+		setup.config(&cfg)
 	}
 	n, err := Open(cfg, testLogger(t))
 	if err != nil {

@@ -37,14 +37,14 @@ func TestImportGuixSigsAndReimportChangesNothing(t *testing.T) {
 		t.Fatalf("want unknown-key documents and 39 keys, got %v, %d keys", s.ByStatus, s.Keys)
 	}
 	count, _ := n.Store().Count()
-	rejBefore, _ := n.Store().Rejections("")
+	rejBefore, _ := n.Store().Rejections("", "")
 
 	again := mustImport(t, n, guixSigs)
 	if again.Stored != 0 || again.Duplicate != s.Stored || again.Rejected != 0 {
 		t.Fatalf("second import changed something: %+v", again.ImportProgress)
 	}
 	count2, _ := n.Store().Count()
-	rejAfter, _ := n.Store().Rejections("")
+	rejAfter, _ := n.Store().Rejections("", "")
 	if count2 != count || len(rejAfter) != len(rejBefore) {
 		t.Fatalf("store changed on re-import: %d -> %d documents, %d -> %d rejections", count, count2, len(rejBefore), len(rejAfter))
 	}
@@ -252,7 +252,7 @@ func TestBadInputIsRejectedAndNothingStoredIsLost(t *testing.T) {
 			os.MkdirAll(d, 0o755)
 			writeFile(t, filepath.Join(d, "all.SHA256SUMS.asc"), []byte("x"))
 		}},
-		{"oversized", "unreadable", func() {
+		{"oversized", "too_large", func() {
 			d := filepath.Join(bad, "1.0", "huge")
 			os.MkdirAll(d, 0o755)
 			writeFile(t, filepath.Join(d, "all.SHA256SUMS"), make([]byte, attest.MaxManifestSize+1))
@@ -303,9 +303,9 @@ func TestBadInputIsRejectedAndNothingStoredIsLost(t *testing.T) {
 		t.Fatalf("1.0: rejections not listed in status")
 	}
 	// Bad input is logged once, however often it is imported.
-	logged, _ := n.Store().Rejections("")
+	logged, _ := n.Store().Rejections("", "")
 	mustImport(t, n, bad)
-	logged2, _ := n.Store().Rejections("")
+	logged2, _ := n.Store().Rejections("", "")
 	if len(logged2) != len(logged) {
 		t.Fatalf("rejection log grew on re-import: %d -> %d", len(logged), len(logged2))
 	}
@@ -365,8 +365,8 @@ func TestRejectionLogIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all, _ := st.Rejections("")
-	byVersion, _ := st.Rejections("1.0")
+	all, _ := st.Rejections("", "")
+	byVersion, _ := st.Rejections("", "1.0")
 	if len(all) != store.MaxRejections || len(byVersion) != store.MaxRejections {
 		t.Fatalf("log holds %d (%d indexed), want %d", len(all), len(byVersion), store.MaxRejections)
 	}

@@ -286,7 +286,20 @@ func walkTree(ctx context.Context, root string, jobs chan<- importJob) error {
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("walk %s: %w", p, err)
+			if p == root {
+				return usagef("read %s: %w", p, err)
+			}
+			// An unreadable directory (or entry) is one rejection; the
+			// rest of the tree is still imported.
+			j := importJob{doc: p, rej: &store.Rejection{Reason: "unreadable", Detail: err.Error()}}
+			j.signer, j.version = contextOf(p)
+			if serr := send(j); serr != nil {
+				return serr
+			}
+			if d != nil && d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() {
 			if p != root && (d.Name() == "builder-keys" || strings.HasPrefix(d.Name(), ".")) {
@@ -363,17 +376,24 @@ func (n *Node) checkJob(j importJob, keyring func() (*attest.Keyring, error)) im
 	if j.rej != nil {
 		return reject(j.rej.Reason, j.rej.Detail)
 	}
-	body, err := readCapped(j.doc, attest.MaxManifestSize)
+	body, err := readCapped(j.doc, int64(n.cfg.MaxDocumentSize))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return reject("missing_document", "signature without its document "+filepath.Base(j.doc))
 	case errors.Is(err, errNotRegular):
 		return reject("not_regular_file", "document is not a regular file (symlinks are not followed)")
+	case errors.Is(err, errTooLarge):
+		return reject("too_large", err.Error()+" (max_document_size)")
 	case err != nil:
 		return reject("unreadable", err.Error())
 	}
 	sig, err := readCapped(j.sig, attest.MaxSignatureSize)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotRegular):
+		return reject("not_regular_file", "signature is not a regular file (symlinks are not followed)")
+	case errors.Is(err, errTooLarge):
+		return reject("too_large", err.Error())
+	case err != nil:
 		return reject("unreadable", err.Error())
 	}
 	d := &attest.Document{Kind: j.kind, Name: filepath.Base(j.doc), Body: body, Signature: sig}
@@ -387,16 +407,21 @@ func (n *Node) checkJob(j importJob, keyring func() (*attest.Keyring, error)) im
 // store (good, or waiting for its key), a duplicate, or a rejection.
 func (n *Node) checkDoc(d *attest.Document, keyring func() (*attest.Keyring, error), source, origin string) importResult {
 	now := n.now()
+	project := ""
 	reject := func(reason, detail, keyID string) importResult {
 		return importResult{rej: &store.Rejection{
-			Time: now.UTC(), Source: source, Version: d.Version, Signer: d.Signer,
+			Time: now.UTC(), Source: source, Project: project, Version: d.Version, Signer: d.Signer,
 			File: d.Name, KeyID: keyID, Reason: reason, Detail: detail,
 		}}
+	}
+	if max := int(n.cfg.MaxDocumentSize); len(d.Body) > max {
+		return reject("too_large", fmt.Sprintf("document is %d bytes, more than %d (max_document_size)", len(d.Body), max), "")
 	}
 	p, err := d.Parse()
 	if err != nil {
 		return reject(parseReason(err), err.Error(), "")
 	}
+	project = p.Statement.Project
 	if has, err := n.store.Has(p.ID); err == nil && has {
 		return importResult{dup: true, id: p.ID}
 	}
@@ -519,6 +544,13 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				sum.Duplicate++
 				continue
 			}
+			if err := n.room(len(r.entry.Record.Body) + len(r.entry.Record.Signature)); err != nil {
+				// What is already in the batch fits: keep it.
+				if ferr := flush(); ferr != nil {
+					return ferr
+				}
+				return fmt.Errorf("store document %s: %w", id.Short(), err)
+			}
 			if err := batch.Put(r.entry); err != nil {
 				batch.Cancel()
 				return err
@@ -541,6 +573,9 @@ func (s *ImportSummary) note(r store.Rejection) {
 		s.Rejections = append(s.Rejections, r)
 	}
 }
+
+// errTooLarge is returned by readCapped for a file over its cap.
+var errTooLarge = errors.New("too large")
 
 // errNotRegular is returned by readCapped for symlinks, devices and the
 // like: an import never follows a link out of the tree it was given.
@@ -565,7 +600,7 @@ func readCapped(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
 	}
 	if fi.Size() > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+		return nil, fmt.Errorf("%s is %d bytes, more than %d: %w", path, fi.Size(), max, errTooLarge)
 	}
 	b := make([]byte, fi.Size())
 	if _, err := io.ReadFull(f, b); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -34,6 +35,20 @@ func usageErr(err error) error { return usageError{err} }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// ErrDiskFull is returned when a write would leave less free disk space
+// than the configured disk_reserve (or when a writable open finds the disk
+// full): nothing is written.
+var ErrDiskFull = store.ErrDiskFull
+
+// room returns ErrDiskFull (wrapped, with the figures) unless size more
+// bytes leave the configured reserve free on the store's file system.
+func (n *Node) room(size int) error {
+	if err := n.store.Room(int64(size), int64(n.cfg.DiskReserve)); err != nil {
+		return fmt.Errorf("disk_reserve is %d MiB: %w", n.cfg.DiskReserve>>20, err)
+	}
+	return nil
+}
+
 // Node is an rbnode home opened for use: its store, keyring and trust set.
 type Node struct {
 	cfg   Config
@@ -59,6 +74,35 @@ func WithClock(now func() time.Time) Option { return func(n *Node) { n.now = now
 // read (status, verify, listings): much faster to open, and several may
 // run at once. Writing through such a node fails.
 func ReadOnly() Option { return func(n *Node) { n.ro = true } }
+
+// PrepareHome creates the home (mode 0700) if needed. A home that others
+// may write to (group or world writable), where another user could swap
+// the config, the keys or the API socket, is made 0700: the returned mode
+// is what it was then, 0 when nothing was changed. A home owned by
+// another user is refused.
+func PrepareHome(home string) (os.FileMode, error) {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return 0, fmt.Errorf("create home %s: %w", home, err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		return 0, fmt.Errorf("create home %s: %w", home, err)
+	}
+	if !fi.IsDir() {
+		return 0, usagef("home %s is not a directory", home)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return 0, usagef("home %s belongs to uid %d, not to this user (uid %d); give a home of your own with --home", home, st.Uid, os.Geteuid())
+	}
+	mode := fi.Mode().Perm()
+	if mode&0o022 == 0 {
+		return 0, nil
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		return 0, fmt.Errorf("home %s is writable by others (mode %04o) and cannot be fixed: %w", home, mode, err)
+	}
+	return mode, nil
+}
 
 // Open validates cfg, creates the home if needed and opens the store.
 func Open(cfg Config, log zerolog.Logger, opts ...Option) (*Node, error) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node/store"
@@ -118,7 +119,7 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 		})
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
-	rejs, err := n.store.Rejections(version)
+	rejs, err := n.store.Rejections(project, version)
 	if err != nil {
 		return nil, err
 	}
@@ -371,12 +372,36 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 	return out, nil
 }
 
+// hashFile hashes a regular file. Anything else (a FIFO, a device, a
+// directory) is refused: it is opened without blocking, so a FIFO with no
+// writer cannot hang the command.
+func fileType(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
+}
+
 func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%s): verify hashes release files", p, fileType(fi.Mode()))
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("read %s: %w", p, err)

@@ -22,9 +22,6 @@ import (
 // Layout is the version of the key layout this package writes.
 const Layout = "1"
 
-// MaxRejections bounds the rejection log; the oldest entries go first.
-const MaxRejections = 10000
-
 // ErrLocked is returned when another process has the store open.
 var ErrLocked = errors.New("store is in use by another rbnode process")
 
@@ -34,6 +31,7 @@ var ErrNotFound = errors.New("not found")
 // Store is an open Badger store.
 type Store struct {
 	db       *badger.DB
+	dir      string // "" in memory
 	log      zerolog.Logger
 	readOnly bool
 	// untrustedMu serialises PutUntrusted: each admission reads and moves
@@ -59,6 +57,10 @@ type Options struct {
 	// to a writable open, which creates or replays it.
 	ReadOnly bool
 	Logger   zerolog.Logger
+
+	// vlogFileSize and memTableSize, when set, replace the defaults (tests
+	// of value-log reclaim need small files).
+	vlogFileSize, memTableSize int64
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -75,18 +77,31 @@ func Open(opts Options) (*Store, error) {
 		WithDetectConflicts(false).
 		WithValueThreshold(256).
 		WithCompression(options.None).WithBlockCacheSize(0)
+	if opts.vlogFileSize > 0 {
+		bo = bo.WithValueLogFileSize(opts.vlogFileSize)
+	}
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize)
+	}
+	dir := opts.Dir
 	if opts.InMemory {
-		bo.Dir, bo.ValueDir = "", ""
+		bo.Dir, bo.ValueDir, dir = "", "", ""
 	}
 	if opts.ReadOnly && !opts.InMemory && Exists(opts.Dir) {
 		db, err := badger.Open(bo.WithReadOnly(true))
 		if err == nil {
-			return opened(&Store{db: db, log: opts.Logger, readOnly: true})
+			return opened(&Store{db: db, dir: dir, log: opts.Logger, readOnly: true})
 		}
 		if isLockError(err) {
 			return nil, fmt.Errorf("open store %s: %w", opts.Dir, ErrLocked)
 		}
 		opts.Logger.Debug().Err(err).Msg("read-only open failed; opening writable to recover")
+	}
+	if dir != "" {
+		// A writable open on a full disk would end in a SIGBUS.
+		if err := checkFree(dir, MinFree); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -95,7 +110,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	return opened(&Store{db: db, log: opts.Logger})
+	return opened(&Store{db: db, dir: dir, log: opts.Logger})
 }
 
 func opened(s *Store) (*Store, error) {
@@ -238,8 +253,6 @@ var (
 	pIssuer   = []byte("1/i/")
 	pKey      = []byte("1/k/")
 	pTrust    = []byte("1/t/")
-	pReject   = []byte("1/x/")
-	pRejectV  = []byte("1/y/")
 	pSetting  = []byte("1/s/")
 	pGood     = []byte("1/g/")
 	sep       = []byte{0}
@@ -705,126 +718,6 @@ func (s *Store) Trusted() ([]TrustEntry, error) {
 				return err
 			}
 			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Rejection is one piece of input that was refused, and why.
-type Rejection struct {
-	Time    time.Time `json:"time"`
-	Source  string    `json:"source"`
-	Version string    `json:"version,omitempty"`
-	Signer  string    `json:"signer,omitempty"`
-	File    string    `json:"file,omitempty"`
-	KeyID   string    `json:"key_id,omitempty"`
-	Reason  string    `json:"reason"`
-	Detail  string    `json:"detail"`
-}
-
-// AddRejections appends to the rejection log, dropping the oldest entries
-// beyond MaxRejections. A rejection already logged with the same source,
-// reason and detail is not logged again, so re-importing a tree does not
-// grow the log.
-func (s *Store) AddRejections(rs []Rejection) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	return s.db.Update(func(txn *badger.Txn) error {
-		first, next, err := counters(txn, "reject-first", "reject-next")
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, r := range rs {
-			dk := key(pSetting, []byte("rejected/"), []byte(r.Source+"\x00"+r.Reason+"\x00"+r.Detail))
-			if seen[string(dk)] {
-				continue
-			}
-			seen[string(dk)] = true
-			if _, err := txn.Get(dk); err == nil {
-				continue
-			}
-			b, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			seq := seqKey(next)
-			if err := txn.Set(key(pReject, seq), b); err != nil {
-				return err
-			}
-			if err := txn.Set(dk, seq); err != nil {
-				return err
-			}
-			if r.Version != "" {
-				if err := txn.Set(key(pRejectV, []byte(r.Version), sep, seq), nil); err != nil {
-					return err
-				}
-			}
-			next++
-		}
-		for ; next-first > MaxRejections; first++ {
-			if err := dropRejection(txn, first); err != nil {
-				return err
-			}
-		}
-		if err := txn.Set(key(pSetting, []byte("reject-first")), seqKey(first)); err != nil {
-			return err
-		}
-		return txn.Set(key(pSetting, []byte("reject-next")), seqKey(next))
-	})
-}
-
-func dropRejection(txn *badger.Txn, seq uint64) error {
-	var r Rejection
-	k := key(pReject, seqKey(seq))
-	if err := getJSON(txn, k, &r); err != nil {
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		return err
-	}
-	for _, d := range [][]byte{
-		k,
-		key(pRejectV, []byte(r.Version), sep, seqKey(seq)),
-		key(pSetting, []byte("rejected/"), []byte(r.Source+"\x00"+r.Reason+"\x00"+r.Detail)),
-	} {
-		if err := txn.Delete(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-// Rejections returns the logged rejections for version (all when version
-// is empty), oldest first.
-func (s *Store) Rejections(version string) ([]Rejection, error) {
-	var out []Rejection
-	err := s.db.View(func(txn *badger.Txn) error {
-		if version == "" {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: pReject, PrefetchValues: true})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				var r Rejection
-				if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
-					return err
-				}
-				out = append(out, r)
-			}
-			return nil
-		}
-		prefix := key(pRejectV, []byte(version), sep)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var r Rejection
-			if err := getJSON(txn, key(pReject, it.Item().Key()[len(prefix):]), &r); err != nil {
-				return err
-			}
-			out = append(out, r)
 		}
 		return nil
 	})
