@@ -191,6 +191,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			buildCommand(),
 			attestCommand(),
 			buildsCommand(),
+			exportCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

@@ -91,15 +91,6 @@ func printReleases(w io.Writer, list []node.ReleaseSummary) {
 	tw.Flush()
 }
 
-// columnLabel names the i-th builder column: a..z, then aa, ab, ...
-func columnLabel(i int) string {
-	s := ""
-	for i++; i > 0; i = (i - 1) / 26 {
-		s = string(rune('a'+(i-1)%26)) + s
-	}
-	return s
-}
-
 // printReport draws the release in the style of the guix.sigs pull-request
 // summary: artifacts by builders, one mark for agreement, a letter per
 // divergent hash, '-' for a builder that did not attest the artifact.
@@ -108,45 +99,23 @@ func printReport(w io.Writer, r *attest.Report) {
 	if len(r.Builders) > 0 {
 		fmt.Fprintln(w, "\nbuilders:")
 		for i, b := range r.Builders {
-			fmt.Fprintf(w, "  %-3s %-24s %s\n", columnLabel(i), b.Name, b.Fingerprint)
+			fmt.Fprintf(w, "  %-3s %-24s %s\n", attest.ColumnLabel(i), b.Name, b.Fingerprint)
 		}
-	}
-	col := map[string]int{}
-	for i, b := range r.Builders {
-		col[b.Fingerprint] = i
-	}
-	equivocated := map[string]bool{}
-	for _, e := range r.Equivocations {
-		equivocated[e.Artifact+"\x00"+e.Fingerprint] = true
 	}
 	if len(r.Artifacts) > 0 {
 		width := 0
 		for _, a := range r.Artifacts {
 			width = max(width, len(a.Name))
 		}
-		cw := len(columnLabel(len(r.Builders)-1)) + 1
+		cw := len(attest.ColumnLabel(len(r.Builders)-1)) + 1
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%-*s ", width, "artifact")
 		for i := range r.Builders {
-			fmt.Fprintf(w, "%-*s", cw, columnLabel(i))
+			fmt.Fprintf(w, "%-*s", cw, attest.ColumnLabel(i))
 		}
 		fmt.Fprintln(w, " verdict")
 		for _, a := range r.Artifacts {
-			marks := make([]string, len(r.Builders))
-			for i := range marks {
-				marks[i] = "-"
-			}
-			for gi, g := range a.Hashes {
-				m := groupMark(a, gi)
-				for _, b := range g.Builders {
-					marks[col[b.Fingerprint]] = m
-				}
-			}
-			for _, b := range r.Builders {
-				if equivocated[a.Name+"\x00"+b.Fingerprint] {
-					marks[col[b.Fingerprint]] = "!"
-				}
-			}
+			marks := r.Marks(a)
 			fmt.Fprintf(w, "%-*s ", width, a.Name)
 			for _, m := range marks {
 				fmt.Fprintf(w, "%-*s", cw, m)
@@ -165,12 +134,12 @@ func printReport(w io.Writer, r *attest.Report) {
 			for _, b := range g.Builders {
 				names = append(names, b.Name)
 			}
-			fmt.Fprintf(w, "  %s %s  %s\n", groupMark(a, gi), g.SHA256, strings.Join(names, ", "))
+			fmt.Fprintf(w, "  %s %s  %s\n", a.GroupMark(gi), g.SHA256, strings.Join(names, ", "))
 		}
 		for _, f := range a.Differs {
 			fmt.Fprintf(w, "  differs: %s:", f)
 			for gi, g := range a.Hashes {
-				fmt.Fprintf(w, " %s=%s", groupMark(a, gi), strings.Join(g.Environment[f], "|"))
+				fmt.Fprintf(w, " %s=%s", a.GroupMark(gi), strings.Join(g.Environment[f], "|"))
 			}
 			fmt.Fprintln(w)
 		}
@@ -215,18 +184,6 @@ func printReport(w io.Writer, r *attest.Report) {
 		}
 		fmt.Fprintf(w, "\npending: %d of %d artifacts lack a quorum of %d trusted builders\n", short, len(r.Artifacts), r.Quorum)
 	}
-}
-
-// groupMark is the matrix mark of the gi-th hash group of an artifact: ✓ for
-// the group most builders share (when one does), letters for the others.
-func groupMark(a attest.ArtifactReport, gi int) string {
-	if len(a.Hashes) == 1 || len(a.Hashes[0].Builders) > len(a.Hashes[1].Builders) {
-		if gi == 0 {
-			return "✓"
-		}
-		return string(rune('A' + (gi-1)%26))
-	}
-	return string(rune('A' + gi%26))
 }
 
 func plural(n int) string {

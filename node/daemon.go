@@ -57,6 +57,10 @@ type Daemon struct {
 	ingest chan ingestReq
 	keys   keyCache
 
+	metrics *metrics
+	gen     atomic.Uint64 // moves when the store or the trust set changes
+	netUp   atomic.Bool   // gossip is running
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -83,6 +87,7 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		ingest: make(chan ingestReq, 256),
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
 	}
+	d.metrics = newMetrics(d)
 	if err := d.reloadTrust(); err != nil {
 		return nil, err
 	}
@@ -110,6 +115,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g.HostFactory = d.opts.HostFactory
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
+	g.SyncDone = d.metrics.syncDone
 	g.Listen = nil
 	if d.opts.LightClient {
 		g.NoListen, g.MDNS, g.DHT, g.SyncInterval = true, false, false, -1
@@ -233,7 +239,11 @@ func (d *Daemon) Node() *Node { return d.n }
 func (d *Daemon) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.writer(ctx) })
-	g.Go(func() error { return d.net.Run(ctx) })
+	g.Go(func() error {
+		d.netUp.Store(true)
+		defer d.netUp.Store(false)
+		return d.net.Run(ctx)
+	})
 	g.Go(func() error {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -322,6 +332,9 @@ func (d *Daemon) writer(ctx context.Context) error {
 		}
 		if err != nil {
 			d.log.Error().Err(err).Int("documents", len(waiting)).Msg("store documents")
+		} else if len(waiting) > 0 {
+			d.metrics.stored.WithLabelValues("network").Add(float64(len(waiting)))
+			d.changed()
 		}
 		for _, r := range waiting {
 			if r.done != nil {
@@ -367,6 +380,7 @@ func (d *Daemon) reloadTrust() error {
 		return err
 	}
 	d.trust.Store(&ts)
+	d.changed()
 	return nil
 }
 
@@ -411,8 +425,17 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // against the sender; a document whose key has since expired or been
 // revoked is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
+	d.metrics.received.Inc()
 	res, reason, detail := d.judge(ctx, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
+	switch {
+	case res == gossip.Reject:
+		d.metrics.rejected.WithLabelValues(reason).Inc()
+	case res == gossip.Ignore && reason == reasonQuarantined:
+		d.metrics.quarantined.Inc()
+	case res == gossip.Ignore && reason != "":
+		d.metrics.rejected.WithLabelValues(reason).Inc()
+	}
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
 		_ = d.n.store.AddRejections([]store.Rejection{{
@@ -421,6 +444,9 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 	}
 	return res
 }
+
+// reasonQuarantined is judge's reason for a document kept in quarantine.
+const reasonQuarantined = "untrusted_key"
 
 // judge decides on one envelope and stores it when it is good and trusted
 // (waiting until it is durable when wait is set).
@@ -464,7 +490,7 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 			Time: d.n.now().UTC(), Source: "gossip", Version: p.Statement.Version, Signer: env.Doc.Signer,
 			File: env.Doc.Name, KeyID: v.KeyID, Reason: string(v.Status), Detail: v.Detail,
 		}})
-		return gossip.Ignore, "", ""
+		return gossip.Ignore, string(v.Status), v.Detail
 	}
 	ts := *d.trust.Load()
 	if _, ok := ts[v.Fingerprint]; !ok {
@@ -475,7 +501,7 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 		if err != nil {
 			d.log.Warn().Err(err).Msg("quarantine")
 		}
-		return gossip.Ignore, "", ""
+		return gossip.Ignore, reasonQuarantined, ""
 	}
 	if kr != main {
 		if _, err := d.n.AddKeys([]*attest.Key{kr.Get(v.Fingerprint)}); err != nil {

@@ -22,7 +22,7 @@ func (n *Node) quorum(q int) int {
 	if q > 0 {
 		return q
 	}
-	return n.cfg.Quorum
+	return n.settings().Quorum
 }
 
 // ResolveProject finds the project of a version: the given one, the
@@ -38,9 +38,9 @@ func (n *Node) ResolveProject(project, version string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case n.cfg.Project != "":
-		return n.cfg.Project, nil
+	switch def := n.settings().Project; {
+	case def != "":
+		return def, nil
 	case len(projects) == 1:
 		return projects[0], nil
 	case len(projects) == 0:
