@@ -287,4 +287,3 @@ func TestInTotoExport(t *testing.T) {
 		t.Error("the signature verifies over a changed payload")
 	}
 }
-
