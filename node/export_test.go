@@ -287,3 +287,40 @@ func TestInTotoExport(t *testing.T) {
 		t.Error("the signature verifies over a changed payload")
 	}
 }
+
+// FuzzExportPath: whatever the names, a path the export accepts is local
+// to the export directory, has no empty, "." or ".." component, and
+// writing there creates nothing outside.
+func FuzzExportPath(f *testing.F) {
+	for _, s := range [][3]string{
+		{"1.0", "alice", "all.SHA256SUMS"}, {"1.0", "..", "x"}, {"1.0", "a", "b/../../c"},
+		{"/", "a", "b"}, {"1.0", "a\\b", "c"}, {"1.0", "a", "dir/name"}, {"", "", ""},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, version, signer, name string) {
+		rel, err := exportPath(version, signer, name)
+		if err != nil {
+			if !errors.Is(err, ErrUnsafeName) {
+				t.Fatalf("error %v is not ErrUnsafeName", err)
+			}
+			return
+		}
+		if !filepath.IsLocal(rel) {
+			t.Fatalf("%q is not local", rel)
+		}
+		for _, c := range strings.Split(rel, "/") {
+			if c == "" || c == "." || c == ".." {
+				t.Fatalf("%q has component %q", rel, c)
+			}
+		}
+		parent := t.TempDir()
+		if _, err := WriteGuixSigs(filepath.Join(parent, "out"), []ExportDoc{{ID: "x", Version: version, Signer: signer, Name: name, Body: []byte("b"), Signature: []byte("s")}}); err != nil {
+			return // e.g. a name too long for the file system
+		}
+		entries, _ := os.ReadDir(parent)
+		if len(entries) != 1 || entries[0].Name() != "out" {
+			t.Fatalf("writing %q created %v beside the export directory", rel, entries)
+		}
+	})
+}
