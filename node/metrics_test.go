@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -159,5 +160,36 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if r, err := b.n.Status("", "0.0.9", 0); err != nil || r.Verdict != attest.Consensus || r.Quorum != 2 {
 		t.Errorf("status after the reload: %v %+v", err, r)
+	}
+}
+
+// TestHealthy: a daemon is healthy while its store answers and gossip
+// runs, and says why not otherwise.
+func TestHealthy(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Home = t.TempDir()
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.MDNS, cfg.DHT = false, false
+	n, err := Open(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	d, err := NewDaemon(n, DaemonOptions{Socket: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Healthy(); err == nil || !strings.Contains(err.Error(), "gossip is not running") {
+		t.Fatalf("before Run: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the daemon to be healthy", func() bool { return d.Healthy() == nil })
+	cancel()
+	<-done
+	if err := d.Healthy(); err == nil {
+		t.Fatal("healthy after Run returned")
 	}
 }
