@@ -143,21 +143,26 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := ReleaseSummary{
-			Project: k.Project, Version: k.Version, Verdict: r.Verdict, Builders: len(r.Builders),
-			Artifacts: len(r.Artifacts), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
-		}
-		for _, a := range r.Artifacts {
-			switch a.Verdict {
-			case attest.Consensus:
-				s.Agreed++
-			case attest.Divergence:
-				s.Divergent++
-			}
-		}
-		out = append(out, s)
+		out = append(out, summarise(r))
 	}
 	return out, nil
+}
+
+// summarise reduces a report to its line of the release list.
+func summarise(r *attest.Report) ReleaseSummary {
+	s := ReleaseSummary{
+		Project: r.Project, Version: r.Version, Verdict: r.Verdict, Builders: len(r.Builders),
+		Artifacts: len(r.Artifacts), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
+	}
+	for _, a := range r.Artifacts {
+		switch a.Verdict {
+		case attest.Consensus:
+			s.Agreed++
+		case attest.Divergence:
+			s.Divergent++
+		}
+	}
+	return s
 }
 
 // FileOutcome is what rbnode verify says of one local file.

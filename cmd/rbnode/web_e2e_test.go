@@ -186,6 +186,12 @@ func TestE2EStatusPage(t *testing.T) {
 	if len(pp) != 2 || !strings.Contains(must(t, homes[0], "peers", "--json"), pp[0].ID) {
 		t.Errorf("/peers: %s", peers)
 	}
+	if code, page := httpGet(t, base+"/peers"); code != 200 || len(pp) == 0 || !strings.Contains(page, pp[0].ID) {
+		t.Errorf("the peers page (%d) does not list %v:\n%s", code, pp, page)
+	}
+	if code, page := httpGet(t, base+"/builds"); code != 200 || !strings.Contains(page, `href="/builds/0/log/`) {
+		t.Errorf("the builds page (%d) links no stage log:\n%s", code, page)
+	}
 
 	if code, body := httpGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -85,31 +85,58 @@ func jsonURL(r *http.Request) string {
 	return r.URL.Path + "?" + q.Encode()
 }
 
+// releasesPerPage bounds the release list's page: each release on it is
+// judged when the page is asked for.
+const releasesPerPage = 100
+
+type releasesView struct {
+	List            []node.ReleaseSummary
+	From, To, Total int
+	Prev, Next      string
+}
+
 func (s *server) releases(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Releases.Releases(r.URL.Query().Get("project"), quorumParam(r))
+	q := r.URL.Query()
+	project := q.Get("project")
+	if wantJSON(r) {
+		// The CLI's `status --json`: every release.
+		list, err := s.cfg.Releases.Releases(project, quorumParam(r))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if list == nil {
+			list = []node.ReleaseSummary{}
+		}
+		writeJSON(w, list)
+		return
+	}
+	pg, err := strconv.Atoi(q.Get("page"))
+	if err != nil || pg < 1 {
+		pg = 1
+	}
+	list, total, err := s.cfg.Releases.NewestReleases(project, quorumParam(r), (pg-1)*releasesPerPage, releasesPerPage)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if list == nil {
-		list = []node.ReleaseSummary{}
-	}
-	if wantJSON(r) {
-		writeJSON(w, list)
-		return
-	}
-	// Newest version first on the page; the JSON keeps the CLI's order.
-	shown := slices.Clone(list)
-	slices.SortStableFunc(shown, func(a, b node.ReleaseSummary) int {
-		switch {
-		case store.VersionLess(b.Version, a.Version):
-			return -1
-		case store.VersionLess(a.Version, b.Version):
-			return 1
+	v := releasesView{List: list, Total: total, From: (pg-1)*releasesPerPage + 1}
+	v.To = v.From + len(list) - 1
+	link := func(p int) string {
+		l := url.Values{}
+		for k, vs := range q {
+			l[k] = vs
 		}
-		return strings.Compare(a.Project, b.Project)
-	})
-	s.render(w, r, "releases.html", page{Title: "Releases", Nav: "releases", JSON: jsonURL(r), Data: shown})
+		l.Set("page", strconv.Itoa(p))
+		return "/?" + l.Encode()
+	}
+	if pg > 1 {
+		v.Prev = link(pg - 1)
+	}
+	if v.To < total {
+		v.Next = link(pg + 1)
+	}
+	s.render(w, r, "releases.html", page{Title: "Releases", Nav: "releases", JSON: jsonURL(r), Data: v})
 }
 
 // matrixRow is one artifact of the release matrix.

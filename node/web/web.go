@@ -19,10 +19,13 @@ import (
 	"github.com/rbnode/rbnode/node"
 )
 
-// Releases judges the node's releases. Errors wrap node.ErrUnknownRelease
-// for a release nobody attested and node.ErrUsage for a malformed name.
+// Releases judges the node's releases: all of them (the CLI's list), one
+// page of them newest first with the total count, or one in full. Errors
+// wrap node.ErrUnknownRelease for a release nobody attested and
+// node.ErrUsage for a malformed name.
 type Releases interface {
 	Releases(project string, quorum int) ([]node.ReleaseSummary, error)
+	NewestReleases(project string, quorum, offset, limit int) ([]node.ReleaseSummary, int, error)
 	Status(project, version string, quorum int) (*attest.Report, error)
 }
 

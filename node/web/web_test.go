@@ -241,6 +241,12 @@ func TestReleasesPage(t *testing.T) {
 	if i < 0 || j < 0 || i > j {
 		t.Errorf("0.1.0 at %d, 0.0.9 at %d: want both, newest first", i, j)
 	}
+	if !strings.Contains(body, "Releases 1–2 of 2, newest first.") || strings.Contains(body, "older →") {
+		t.Errorf("the page count is wrong:\n%s", body)
+	}
+	if _, body := f.get(t, "/?page=2"); strings.Contains(body, "/release/cuprated/") {
+		t.Errorf("page 2 of a two-release list lists releases:\n%s", body)
+	}
 }
 
 // TestBadRequests: unknown releases and malformed names are clear
