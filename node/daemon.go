@@ -425,9 +425,25 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // against the sender; a document whose key has since expired or been
 // revoked is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
-	d.metrics.received.Inc()
 	res, reason, detail := d.judge(ctx, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
+	d.count(from, res, reason)
+	if res == gossip.Reject {
+		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
+		_ = d.n.store.AddRejections([]store.Rejection{{
+			Time: d.n.now().UTC(), Source: "peer:" + from.String(), Reason: reason, Detail: detail,
+		}})
+	}
+	return res
+}
+
+// count adds a document from a peer to the metrics (this node's own
+// publications pass through the handler too, and are not counted).
+func (d *Daemon) count(from peer.ID, res gossip.Result, reason string) {
+	if from == d.net.ID() {
+		return
+	}
+	d.metrics.received.Inc()
 	switch {
 	case res == gossip.Reject:
 		d.metrics.rejected.WithLabelValues(reason).Inc()
@@ -436,13 +452,6 @@ func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.R
 	case res == gossip.Ignore && reason != "":
 		d.metrics.rejected.WithLabelValues(reason).Inc()
 	}
-	if res == gossip.Reject {
-		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
-		_ = d.n.store.AddRejections([]store.Rejection{{
-			Time: d.n.now().UTC(), Source: "peer:" + from.String(), Reason: reason, Detail: detail,
-		}})
-	}
-	return res
 }
 
 // reasonQuarantined is judge's reason for a document kept in quarantine.

@@ -119,6 +119,14 @@ func TestMetricsScrape(t *testing.T) {
 	if got := value(fams, "rbnode_documents_received_total"); got < 3 {
 		t.Errorf("rbnode_documents_received_total = %v, want at least 3", got)
 	}
+	// a published both documents: stored by import, not received.
+	af := scrape(t, a)
+	if got := value(af, "rbnode_documents_stored_total", "source", "import"); got != 2 {
+		t.Errorf("a: rbnode_documents_stored_total{source=import} = %v, want 2", got)
+	}
+	if got := value(af, "rbnode_documents_received_total"); got != 0 {
+		t.Errorf("a: rbnode_documents_received_total = %v, want 0 (its own documents are not received)", got)
+	}
 	if got := value(fams, "rbnode_store_size_bytes"); got <= 0 {
 		t.Errorf("rbnode_store_size_bytes = %v", got)
 	}
