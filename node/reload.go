@@ -44,7 +44,6 @@ func (n *Node) Reload(cfg Config) (applied, restart []string, err error) {
 		{"log_format", cfg.LogFormat == c.LogFormat},
 		{"network", cfg.Network == c.Network},
 		{"listen", slices.Equal(cfg.Listen, c.Listen)},
-		{"bootstrap", slices.Equal(cfg.Bootstrap, c.Bootstrap)},
 		{"mdns", cfg.MDNS == c.MDNS},
 		{"dht", cfg.DHT == c.DHT},
 		{"sync_interval", cfg.SyncInterval == c.SyncInterval},
@@ -58,13 +57,27 @@ func (n *Node) Reload(cfg Config) (applied, restart []string, err error) {
 	return applied, restart, nil
 }
 
-// Reload applies a reloaded configuration to the node (Node.Reload), then
+// Reload applies a reloaded configuration to the node (Node.Reload), dials
+// the bootstrap peers and syncs with them if the list changed, then
 // re-reads the trust set from the store, taking out of quarantine the
 // documents of newly trusted signers; judgements made before are dropped.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) (applied, restart []string, err error) {
 	applied, restart, err = d.n.Reload(cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	// New bootstrap peers are dialled (and synced with) now.
+	if !slices.Equal(cfg.Bootstrap, d.n.cfg.Bootstrap) {
+		peers, err := ParsePeers(cfg.Bootstrap)
+		if err != nil {
+			return applied, restart, err
+		}
+		applied = append(applied, "bootstrap")
+		for _, p := range peers {
+			if _, err := d.net.SyncWith(ctx, p); err != nil {
+				d.log.Warn().Err(err).Str("peer", p.ID.String()).Msg("reload: dial a bootstrap peer")
+			}
+		}
 	}
 	if err := d.trustChanged(ctx); err != nil {
 		return applied, restart, err
