@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export CGO_ENABLED ?= 0
 
-.PHONY: help build dist demo test e2e property attack fuzz bench pgo lint tidy clean
+.PHONY: help build dist demo test e2e property attack fuzz bench pgo lint tidy unit clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,14 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./cmd/rbnode/
 	$(GO) run $(STATICCHECK) ./...
+
+unit: build ## check contrib/systemd/rbnode.service with systemd-analyze verify, any warning failing (skipped where it is missing)
+	@if ! command -v systemd-analyze >/dev/null; then echo "systemd-analyze not found: unit check skipped"; exit 0; fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sed "s#/usr/local/bin/rbnode#$(CURDIR)/$(BIN)#" contrib/systemd/rbnode.service > "$$tmp/rbnode.service"; \
+	out=$$(systemd-analyze verify "$$tmp/rbnode.service" 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "contrib/systemd/rbnode.service: systemd-analyze verify complained"; exit 1; fi; \
+	echo "contrib/systemd/rbnode.service: systemd-analyze verify passed"
 
 tidy: ## fail if go.mod or go.sum would change
 	$(GO) mod tidy -diff

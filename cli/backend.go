@@ -18,6 +18,7 @@ import (
 type backend interface {
 	Status(ctx context.Context, project, version string, quorum int) (*attest.Report, error)
 	Releases(ctx context.Context, project string, quorum int) ([]node.ReleaseSummary, error)
+	ReleaseDocuments(ctx context.Context, project, version string) ([]node.ExportDoc, error)
 	VerifyHashes(ctx context.Context, files []node.FileHash, project, version string, quorum int) ([]node.FileResult, error)
 	Import(ctx context.Context, req node.ImportRequest) (*node.ImportSummary, error)
 	Trust(ctx context.Context, req node.TrustRequest) ([]node.KeyInfo, error)
@@ -45,6 +46,10 @@ func (l local) Status(_ context.Context, project, version string, quorum int) (*
 
 func (l local) Releases(_ context.Context, project string, quorum int) ([]node.ReleaseSummary, error) {
 	return l.n.Releases(project, quorum)
+}
+
+func (l local) ReleaseDocuments(_ context.Context, project, version string) ([]node.ExportDoc, error) {
+	return l.n.ReleaseDocuments(project, version)
 }
 
 func (l local) VerifyHashes(_ context.Context, files []node.FileHash, project, version string, quorum int) ([]node.FileResult, error) {
@@ -86,7 +91,7 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 	if readOnly {
 		opts = append(opts, node.ReadOnly())
 	}
-	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
+	n, err := node.Open(cfg, newLogger(c, cfg), opts...)
 	// A daemon that is starting holds the store before its socket
 	// answers, and another command may hold it for a moment: wait for
 	// the socket or the store.
@@ -95,7 +100,7 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 		if cl, derr := node.Dial(cfg.Home); derr == nil {
 			return fn(cl)
 		}
-		n, err = node.Open(cfg, newLogger(c, cfg.LogLevel), opts...)
+		n, err = node.Open(cfg, newLogger(c, cfg), opts...)
 	}
 	if err != nil {
 		return err

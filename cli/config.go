@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
@@ -21,6 +23,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "home", Usage: "rbnode's directory: store, keys, config.toml", EnvVars: []string{"RBNODE_HOME"}, Value: node.DefaultHome()},
 		&ucli.StringFlag{Name: "config", Usage: "config file (default HOME/config.toml)", EnvVars: []string{"RBNODE_CONFIG"}},
 		&ucli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error or disabled", EnvVars: []string{"RBNODE_LOG_LEVEL"}},
+		&ucli.StringFlag{Name: "log-format", Usage: "console or json (both with RFC 3339 times)", EnvVars: []string{"RBNODE_LOG_FORMAT"}},
 	}
 }
 
@@ -67,6 +70,9 @@ func loadConfig(c *ucli.Context) (node.Config, error) {
 	if c.IsSet("log-level") {
 		cfg.LogLevel = c.String("log-level")
 	}
+	if c.IsSet("log-format") {
+		cfg.LogFormat = c.String("log-format")
+	}
 	if isSet(c, "quorum") {
 		cfg.Quorum = c.Int("quorum")
 	}
@@ -90,13 +96,17 @@ func isSet(c *ucli.Context, name string) bool {
 	return false
 }
 
-// newLogger writes human-readable logs to stderr at the configured level.
-func newLogger(c *ucli.Context, level string) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
+// newLogger writes logs to stderr at the configured level and format:
+// human-readable lines or JSON objects, both with RFC 3339 times.
+func newLogger(c *ucli.Context, cfg node.Config) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		lvl = zerolog.WarnLevel
 	}
-	w := zerolog.ConsoleWriter{Out: c.App.ErrWriter, TimeFormat: "15:04:05", NoColor: !isTerminal(c.App.ErrWriter)}
+	var w io.Writer = c.App.ErrWriter
+	if cfg.LogFormat != "json" {
+		w = zerolog.ConsoleWriter{Out: c.App.ErrWriter, TimeFormat: time.RFC3339, NoColor: !isTerminal(c.App.ErrWriter)}
+	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
@@ -106,7 +116,7 @@ func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.Open(cfg, newLogger(c, cfg.LogLevel))
+	n, err := node.Open(cfg, newLogger(c, cfg))
 	if errors.Is(err, store.ErrLocked) {
 		if _, derr := node.Dial(cfg.Home); derr == nil {
 			return usagef("a daemon is running for %s and holds its store; stop it to run %q", cfg.Home, c.Command.HelpName)

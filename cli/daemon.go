@@ -4,17 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rs/zerolog"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/gossip"
 	"github.com/rbnode/rbnode/node"
 	"github.com/rbnode/rbnode/node/store"
+	"github.com/rbnode/rbnode/node/web"
 )
 
 var listenFlag = &ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}}
@@ -28,6 +35,8 @@ var networkFlags = []ucli.Flag{
 	&ucli.DurationFlag{Name: "sync-interval", Usage: "period of catch-up sync with a random peer (default 5m)", EnvVars: []string{"RBNODE_SYNC_INTERVAL"}},
 	&ucli.DurationFlag{Name: "stop-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop may take"},
 }
+
+var httpFlag = &ucli.StringFlag{Name: "http", Usage: "serve the status web page, /metrics and /healthz on `ADDR` (HOST:PORT; a bare PORT or :PORT is 127.0.0.1 only)", EnvVars: []string{"RBNODE_HTTP"}}
 
 // applyNetworkFlags lays the daemon's flags over the configuration.
 func applyNetworkFlags(c *ucli.Context, cfg *node.Config) error {
@@ -59,22 +68,16 @@ func daemonCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "daemon",
 		Usage: "run the node: gossip with peers, catch up, serve the local API (first interrupt stops gracefully, second at once)",
-		Flags: networkFlags,
+		Flags: append(slices.Clone(networkFlags), httpFlag),
 		Action: func(c *ucli.Context) error {
-			cfg, err := loadConfig(c)
+			cfg, err := daemonConfig(c)
 			if err != nil {
-				return err
-			}
-			if cfg.LogLevel == node.DefaultConfig().LogLevel && !isSet(c, "log-level") {
-				cfg.LogLevel = "info"
-			}
-			if err := applyNetworkFlags(c, &cfg); err != nil {
 				return err
 			}
 			if _, err := node.Dial(cfg.Home); err == nil {
 				return usagef("a daemon is already running for %s", cfg.Home)
 			}
-			log := newLogger(c, cfg.LogLevel)
+			log := newLogger(c, cfg)
 			// A command that only reads may hold the store for a moment
 			// (shared): wait for it rather than fail to start.
 			n, err := openRetrying(c.Context, func() (*node.Node, error) { return node.Open(cfg, log) })
@@ -92,22 +95,90 @@ func daemonCommand() *ucli.Command {
 			for _, a := range id.Addrs {
 				fmt.Fprintf(c.App.ErrWriter, "  listening on %s\n", a)
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- d.Run(c.Context) }()
+			var ln net.Listener
+			if cfg.HTTP != "" {
+				if ln, err = web.Listen(cfg.HTTP); err != nil {
+					return usagef("%w", err)
+				}
+				fmt.Fprintf(c.App.ErrWriter, "rbnode daemon: status page on http://%s/\n", ln.Addr())
+			}
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			errc := make(chan error, 2)
+			running := 1
+			go func() { errc <- d.Run(ctx) }()
+			if ln != nil {
+				running++
+				h := web.New(web.Config{
+					Releases: n, Documents: n, Builds: n, Peers: d, Health: d, Metrics: d.Gatherer(),
+					Log: log.With().Str("component", "web").Logger(),
+				})
+				go func() { errc <- web.Serve(ctx, ln, h, c.Duration("stop-timeout")) }()
+			}
+			go reloadOnHangup(ctx, c, d, log)
+			var first error
 			select {
-			case err := <-errc:
-				return err
+			case first = <-errc:
+				running--
 			case <-c.Context.Done():
 			}
-			timeout := c.Duration("stop-timeout")
-			select {
-			case err := <-errc:
-				fmt.Fprintln(c.App.ErrWriter, "rbnode daemon: stopped")
-				return err
-			case <-time.After(timeout):
-				return fmt.Errorf("daemon did not stop within %s", timeout)
+			cancel()
+			timeout := time.After(c.Duration("stop-timeout"))
+			for ; running > 0; running-- {
+				select {
+				case err := <-errc:
+					if first == nil {
+						first = err
+					}
+				case <-timeout:
+					return fmt.Errorf("daemon did not stop within %s", c.Duration("stop-timeout"))
+				}
 			}
+			fmt.Fprintln(c.App.ErrWriter, "rbnode daemon: stopped")
+			return first
 		},
+	}
+}
+
+// daemonConfig is the daemon's configuration: the config file, the
+// environment and the flags, at log level info unless one is set.
+func daemonConfig(c *ucli.Context) (node.Config, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.LogLevel == node.DefaultConfig().LogLevel && !isSet(c, "log-level") {
+		cfg.LogLevel = "info"
+	}
+	if isSet(c, "http") {
+		cfg.HTTP = c.String("http")
+	}
+	if err := applyNetworkFlags(c, &cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// reloadOnHangup re-reads the configuration and the trust set on each
+// SIGHUP until ctx ends. A config that does not load is logged and the
+// running one kept.
+func reloadOnHangup(ctx context.Context, c *ucli.Context, d *node.Daemon, log zerolog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := daemonConfig(c)
+		if err == nil {
+			_, _, err = d.Reload(ctx, cfg)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("SIGHUP: reload failed; the running configuration is kept")
+		}
 	}
 }
 
@@ -159,7 +230,7 @@ func syncCommand() *ucli.Command {
 			if _, err := node.Dial(cfg.Home); err == nil {
 				return usagef("a daemon is running for %s: it syncs with its peers by itself", cfg.Home)
 			}
-			n, err := node.Open(cfg, newLogger(c, cfg.LogLevel))
+			n, err := node.Open(cfg, newLogger(c, cfg))
 			if err != nil {
 				return err
 			}

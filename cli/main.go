@@ -271,6 +271,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			attestCommand(),
 			buildsCommand(),
 			completionCommand(),
+			exportCommand(),
 		},
 	}
 	decorate(app.Commands, "")

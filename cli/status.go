@@ -229,15 +229,6 @@ func printReleases(w io.Writer, list []node.ReleaseSummary) {
 		count[attest.Consensus], count[attest.Divergence], count[attest.Pending])
 }
 
-// columnLabel names the i-th builder column: a..z, then aa, ab, ...
-func columnLabel(i int) string {
-	s := ""
-	for i++; i > 0; i = (i - 1) / 26 {
-		s = string(rune('a'+(i-1)%26)) + s
-	}
-	return s
-}
-
 // tableWidth is the width text output keeps to unless --wide.
 const tableWidth = 80
 
@@ -268,19 +259,11 @@ func printReport(out io.Writer, r *attest.Report, wide bool) {
 	if len(r.Builders) > 0 {
 		fmt.Fprintln(w, "\nbuilders:")
 		for i, b := range r.Builders {
-			fmt.Fprintf(w, "  %-3s %-24s %s\n", columnLabel(i), middle(b.Name, 24, wide), b.Fingerprint)
+			fmt.Fprintf(w, "  %-3s %-24s %s\n", attest.ColumnLabel(i), middle(b.Name, 24, wide), b.Fingerprint)
 		}
 	}
-	col := map[string]int{}
-	for i, b := range r.Builders {
-		col[b.Fingerprint] = i
-	}
-	equivocated := map[string]bool{}
-	for _, e := range r.Equivocations {
-		equivocated[e.Artifact+"\x00"+e.Fingerprint] = true
-	}
 	if len(r.Artifacts) > 0 {
-		printMatrix(w, r, col, equivocated, wide)
+		printMatrix(w, r, wide)
 		fmt.Fprintln(w, "\n✓ agrees with the most common hash   A, B, ... other hashes (below)")
 		fmt.Fprintln(w, "- not attested   ! equivocated")
 	}
@@ -294,12 +277,12 @@ func printReport(out io.Writer, r *attest.Report, wide bool) {
 			for _, b := range g.Builders {
 				names = append(names, b.Name)
 			}
-			fmt.Fprintf(w, "  %s %s  %s\n", groupMark(a, gi), hash(g.SHA256), strings.Join(names, ", "))
+			fmt.Fprintf(w, "  %s %s  %s\n", a.GroupMark(gi), hash(g.SHA256), strings.Join(names, ", "))
 		}
 		for _, f := range a.Differs {
 			fmt.Fprintf(w, "  differs: %s:", f)
 			for gi, g := range a.Hashes {
-				fmt.Fprintf(w, " %s=%s", groupMark(a, gi), strings.Join(g.Environment[f], "|"))
+				fmt.Fprintf(w, " %s=%s", a.GroupMark(gi), strings.Join(g.Environment[f], "|"))
 			}
 			fmt.Fprintln(w)
 		}
@@ -346,12 +329,12 @@ func printReport(out io.Writer, r *attest.Report, wide bool) {
 
 // printMatrix draws the artifact × builder matrix; unless wide, in blocks
 // of as many builder columns as fit.
-func printMatrix(w io.Writer, r *attest.Report, col map[string]int, equivocated map[string]bool, wide bool) {
+func printMatrix(w io.Writer, r *attest.Report, wide bool) {
 	width := 0
 	for _, a := range r.Artifacts {
 		width = max(width, utf8.RuneCountInString(a.Name))
 	}
-	cw := len(columnLabel(len(r.Builders)-1)) + 1
+	cw := len(attest.ColumnLabel(len(r.Builders)-1)) + 1
 	perBlock := max(len(r.Builders), 1)
 	name := func(s string) string { return s }
 	header := "artifact"
@@ -372,25 +355,11 @@ func printMatrix(w io.Writer, r *attest.Report, col map[string]int, equivocated 
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%s ", padRight(middle(header, width, false), width))
 		for i := from; i < to; i++ {
-			fmt.Fprintf(w, "%-*s", cw, columnLabel(i))
+			fmt.Fprintf(w, "%-*s", cw, attest.ColumnLabel(i))
 		}
 		fmt.Fprintln(w, " verdict")
 		for _, a := range r.Artifacts {
-			marks := make([]string, len(r.Builders))
-			for i := range marks {
-				marks[i] = "-"
-			}
-			for gi, g := range a.Hashes {
-				m := groupMark(a, gi)
-				for _, b := range g.Builders {
-					marks[col[b.Fingerprint]] = m
-				}
-			}
-			for _, b := range r.Builders {
-				if equivocated[a.Name+"\x00"+b.Fingerprint] {
-					marks[col[b.Fingerprint]] = "!"
-				}
-			}
+			marks := r.Marks(a)
 			fmt.Fprintf(w, "%s ", padRight(middle(name(a.Name), width, wide), width))
 			for _, m := range marks[from:to] {
 				fmt.Fprintf(w, "%-*s", cw, m)
@@ -466,18 +435,6 @@ func (l *lineLimit) flush() {
 		io.WriteString(l.w, truncate(string(l.buf), l.width))
 		l.buf = nil
 	}
-}
-
-// groupMark is the matrix mark of the gi-th hash group of an artifact: ✓ for
-// the group most builders share (when one does), letters for the others.
-func groupMark(a attest.ArtifactReport, gi int) string {
-	if len(a.Hashes) == 1 || len(a.Hashes[0].Builders) > len(a.Hashes[1].Builders) {
-		if gi == 0 {
-			return "✓"
-		}
-		return string(rune('A' + (gi-1)%26))
-	}
-	return string(rune('A' + gi%26))
 }
 
 // pluralVerb is "is" or "are" after a count.

@@ -110,6 +110,10 @@ type Config struct {
 	// Logger receives gossip's and pubsub's logs; the zero value discards.
 	Logger zerolog.Logger
 
+	// SyncDone, if set, is called after every catch-up session this node
+	// asked for, with its stats and error (metrics).
+	SyncDone func(SyncStats, error)
+
 	// tuning holds timings that only tests change.
 	tuning tuning
 }

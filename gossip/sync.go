@@ -388,7 +388,12 @@ func (n *Network) SyncWith(ctx context.Context, p peer.AddrInfo) (SyncStats, err
 func (n *Network) syncPeer(ctx context.Context, p peer.ID) (st SyncStats, err error) {
 	start := time.Now()
 	st.Peer = p
-	defer func() { st.Duration = time.Since(start) }()
+	defer func() {
+		st.Duration = time.Since(start)
+		if n.cfg.SyncDone != nil {
+			n.cfg.SyncDone(st, err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.tuning.sessionTimeout)
 	defer cancel()
 	s, err := n.host.NewStream(ctx, p, n.syncProto)

@@ -201,6 +201,10 @@ func (d *Daemon) apiHandler() http.Handler {
 		rep, err := n.Status(q.Get("project"), r.PathValue("version"), quorum)
 		reply(w, rep, err)
 	})
+	mux.HandleFunc("GET /v1/documents/{version}", func(w http.ResponseWriter, r *http.Request) {
+		docs, err := n.ReleaseDocuments(r.URL.Query().Get("project"), r.PathValue("version"))
+		reply(w, docs, err)
+	})
 	mux.HandleFunc("GET /v1/releases", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		quorum, err := quorumParam(q)
@@ -372,6 +376,10 @@ func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (
 	}
 	sum, err := d.n.Import(ctx, path, opts)
 	out := &PublishSummary{Import: sum}
+	if sum != nil && sum.Stored > 0 {
+		d.metrics.stored.WithLabelValues("import").Add(float64(sum.Stored))
+		d.changed()
+	}
 	if err != nil {
 		return out, err
 	}

@@ -113,6 +113,17 @@ func (c *Client) Releases(ctx context.Context, project string, quorum int) ([]Re
 	return out, err
 }
 
+// ReleaseDocuments is Node.ReleaseDocuments through the daemon.
+func (c *Client) ReleaseDocuments(ctx context.Context, project, version string) ([]ExportDoc, error) {
+	q := url.Values{}
+	if project != "" {
+		q.Set("project", project)
+	}
+	var out []ExportDoc
+	err := c.call(ctx, "GET", "/v1/documents/"+url.PathEscape(version)+"?"+q.Encode(), nil, &out)
+	return out, err
+}
+
 // VerifyHashes is Node.VerifyHashes through the daemon.
 func (c *Client) VerifyHashes(ctx context.Context, files []FileHash, project, version string, quorum int) ([]FileResult, error) {
 	var out []FileResult

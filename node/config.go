@@ -30,6 +30,12 @@ type Config struct {
 	Project string `toml:"project"`
 	// LogLevel is zerolog's level name: trace, debug, info, warn, error.
 	LogLevel string `toml:"log_level"`
+	// LogFormat is how logs are written: console (human-readable) or
+	// json (one object a line); both stamp RFC 3339 times.
+	LogFormat string `toml:"log_format"`
+	// HTTP is the status web page's listen address (HOST:PORT, or PORT
+	// for 127.0.0.1 only); empty serves no page.
+	HTTP string `toml:"http"`
 
 	// Network names the rbnode network; nodes of different networks
 	// never exchange anything.
@@ -160,7 +166,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn",
+		Home: DefaultHome(), Quorum: attest.DefaultQuorum, LogLevel: "warn", LogFormat: "console",
 		Network: "cuprated", Listen: []string{"/ip4/0.0.0.0/tcp/4731", "/ip4/0.0.0.0/udp/4731/quic-v1"},
 		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
 		MaxDocumentSize: DefaultMaxDocumentSize, DiskReserve: DefaultDiskReserve, UntrustedPerMinute: DefaultUntrustedPerMinute,
@@ -223,6 +229,11 @@ func (c *Config) Validate() error {
 		if !strings.Contains(a.TagPattern, "{version}") {
 			return fmt.Errorf("auto_build.tag_pattern %q has no {version}", a.TagPattern)
 		}
+	}
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		return fmt.Errorf("log_format %q is not console or json", c.LogFormat)
 	}
 	switch c.LogLevel {
 	case "trace", "debug", "info", "warn", "error", "disabled":

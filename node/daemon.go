@@ -65,6 +65,10 @@ type Daemon struct {
 	// refusal is logged when it starts and when it ends, not per message.
 	diskLow atomic.Bool
 
+	metrics *metrics
+	gen     atomic.Uint64 // moves when the store or the trust set changes
+	netUp   atomic.Bool   // gossip is running
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -92,6 +96,7 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
 		budget: gossip.NewPeerBudget(n.cfg.UntrustedPerMinute),
 	}
+	d.metrics = newMetrics(d)
 	if err := d.reloadTrust(); err != nil {
 		return nil, err
 	}
@@ -120,6 +125,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g.HostFactory = d.opts.HostFactory
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
+	g.SyncDone = d.metrics.syncDone
 	g.Listen = nil
 	if d.opts.LightClient {
 		g.NoListen, g.MDNS, g.DHT, g.SyncInterval = true, false, false, -1
@@ -243,7 +249,11 @@ func (d *Daemon) Node() *Node { return d.n }
 func (d *Daemon) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.writer(ctx) })
-	g.Go(func() error { return d.net.Run(ctx) })
+	g.Go(func() error {
+		d.netUp.Store(true)
+		defer d.netUp.Store(false)
+		return d.net.Run(ctx)
+	})
 	g.Go(func() error { return d.moveLegacyQuarantine(ctx) })
 	g.Go(func() error {
 		t := time.NewTicker(time.Minute)
@@ -376,6 +386,9 @@ func (d *Daemon) writer(ctx context.Context) error {
 		}
 		if err != nil {
 			d.log.Error().Err(err).Int("documents", len(waiting)).Msg("store documents")
+		} else if len(waiting) > 0 {
+			d.metrics.stored.WithLabelValues("network").Add(float64(len(waiting)))
+			d.changed()
 		}
 		for _, r := range waiting {
 			if r.done != nil {
@@ -421,6 +434,7 @@ func (d *Daemon) reloadTrust() error {
 		return err
 	}
 	d.trust.Store(&ts)
+	d.changed()
 	return nil
 }
 
@@ -467,6 +481,7 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
 	res, reason, detail := d.judgeFrom(ctx, from, data, false)
 	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
+	d.count(from, res, reason)
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
 	}
@@ -478,6 +493,27 @@ func (d *Daemon) trusts(fp string) bool {
 	_, ok := (*d.trust.Load())[fp]
 	return ok
 }
+
+// count adds a document from a peer to the metrics (this node's own
+// publications pass through the handler too, and are not counted).
+func (d *Daemon) count(from peer.ID, res gossip.Result, reason string) {
+	if from == d.net.ID() {
+		return
+	}
+	d.metrics.received.Inc()
+	switch {
+	case res == gossip.Reject:
+		d.metrics.rejected.WithLabelValues(reason).Inc()
+	case res == gossip.Ignore && reason == reasonQuarantined:
+		d.metrics.quarantined.Inc()
+	case res == gossip.Ignore && reason != "":
+		d.metrics.rejected.WithLabelValues(reason).Inc()
+	}
+}
+
+// reasonQuarantined is judge's reason for a document kept, not relayed,
+// because its signer is not trusted (the untrusted budget).
+const reasonQuarantined = "untrusted_key"
 
 // judge decides on one envelope and stores it when its signature is
 // authentic (waiting until it is durable when wait is set). What is
@@ -574,8 +610,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		// logged without counting against the sender.
 		d.log.Info().Str("reason", string(v.Status)).Str("detail", v.Detail).Msg("ignored a document")
 		rej.Trusted = trusted
-		res, _, _ := reject(gossip.Ignore, string(v.Status), v.Detail)
-		return res, "", ""
+		return reject(gossip.Ignore, string(v.Status), v.Detail)
 	}
 	if !d.roomFor(len(data)) {
 		return gossip.Ignore, "", ""
@@ -598,7 +633,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		} else if added && d.opts.Stored != nil {
 			d.opts.Stored(p.ID)
 		}
-		return gossip.Ignore, "", ""
+		return gossip.Ignore, reasonQuarantined, ""
 	}
 	if err := d.store(ctx, e, wait); err != nil {
 		d.log.Warn().Err(err).Msg("store document")

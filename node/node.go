@@ -62,6 +62,10 @@ type Node struct {
 	mu      sync.Mutex
 	keyring atomic.Pointer[attest.Keyring]
 	closeMu sync.Once
+
+	// live holds the settings a reload changes (quorum, project); nil
+	// until the first Reload.
+	live atomic.Pointer[liveSettings]
 }
 
 // Option adjusts Open.

@@ -25,7 +25,7 @@ func (n *Node) quorum(q int) int {
 	if q > 0 {
 		return q
 	}
-	return n.cfg.Quorum
+	return n.settings().Quorum
 }
 
 // ResolveProject finds the project of a version: the given one, the
@@ -48,8 +48,8 @@ func (n *Node) resolveProject(project, version string, ts attest.TrustSet) (stri
 	if project != "" {
 		return project, nil
 	}
-	if n.cfg.Project != "" {
-		return n.cfg.Project, nil
+	if def := n.settings().Project; def != "" {
+		return def, nil
 	}
 	projects, err := n.store.Projects(version)
 	if err != nil {
@@ -178,25 +178,30 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := ReleaseSummary{
-			Project: k.Project, Version: k.Version, Verdict: r.Verdict, BuilderCount: len(r.Builders), TrustedCount: r.TrustedCount,
-			Artifacts: len(r.Artifacts), UntrustedCount: len(r.Untrusted), RejectedCount: len(r.Rejected),
-			Builders: len(r.Builders), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
-		}
-		for _, a := range r.Artifacts {
-			switch a.Verdict {
-			case attest.Consensus:
-				s.Agreed++
-			case attest.Divergence:
-				s.Divergent++
-			}
-		}
-		out = append(out, s)
+		out = append(out, summarise(r))
 	}
 	if project != "" && len(out) == 0 && len(projects) > 0 {
 		return nil, usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
 	}
 	return out, nil
+}
+
+// summarise reduces a report to its line of the release list.
+func summarise(r *attest.Report) ReleaseSummary {
+	s := ReleaseSummary{
+		Project: r.Project, Version: r.Version, Verdict: r.Verdict, BuilderCount: len(r.Builders), TrustedCount: r.TrustedCount,
+		Artifacts: len(r.Artifacts), UntrustedCount: len(r.Untrusted), RejectedCount: len(r.Rejected),
+		Builders: len(r.Builders), Untrusted: len(r.Untrusted), Rejected: len(r.Rejected),
+	}
+	for _, a := range r.Artifacts {
+		switch a.Verdict {
+		case attest.Consensus:
+			s.Agreed++
+		case attest.Divergence:
+			s.Divergent++
+		}
+	}
+	return s
 }
 
 // FileOutcome is what rbnode verify says of one local file.

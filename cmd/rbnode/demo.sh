@@ -4,7 +4,9 @@
 #  2. a live network of three builder daemons on 127.0.0.1 that build the
 #     stand-in Cuprate release (builder/testdata: the Guix pipeline's
 #     contract, with a fake guix), sign, gossip, and agree; then one
-#     builder's toolchain is not deterministic and the release diverges.
+#     builder's toolchain is not deterministic and the release diverges;
+#  3. alice's status page: its URL is printed and, when stdin is a terminal,
+#     the network stays up until Enter or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$PWD/bin/rbnode
@@ -59,7 +61,7 @@ start() { # home, bootstrap addrs...
 	echo "daemon $home did not start" >&2; cat "$home.log" >&2; exit 1
 }
 addr() { RBNODE_HOME=$1 "$bin" id | grep '/127.0.0.1/'; }
-start "$work/alice"
+RBNODE_HTTP=127.0.0.1:0 start "$work/alice"
 start "$work/bob" "$(addr "$work/alice")"
 start "$work/carol" "$(addr "$work/alice")" "$(addr "$work/bob")"
 run "$work/alice" id
@@ -84,3 +86,18 @@ say "A user checks a download against the consensus"
 art=$(ls "$work"/alice/builds/0.0.9-*/out/cuprated-0.0.9-*.tar.gz | head -n 1)
 cp "$art" "$work/cuprated-0.0.9-x86_64-unknown-linux-gnu.tar.gz"
 run "$work/bob" verify "$work/cuprated-0.0.9-x86_64-unknown-linux-gnu.tar.gz"
+
+say "3. The status page: alice's daemon serves it (--http)"
+url=$(grep -o 'status page on http://[^ ]*' "$work/alice.log" | head -n 1 | sed 's/^status page on //')
+url=${url%/}
+echo "releases:          $url/"
+echo "the divergence:    $url/release/cuprated/0.1.0"
+echo "as JSON:           $url/release/cuprated/0.1.0?format=json"
+echo "metrics, health:   $url/metrics  $url/healthz"
+printf '$ curl -s %s/healthz\n' "$url"
+command -v curl >/dev/null && curl -s "$url/healthz" || true
+if [ -t 0 ]; then
+	printf '\nThe three daemons keep running: open %s/release/cuprated/0.1.0 in a browser.\n' "$url"
+	printf 'Press Enter or Ctrl-C to stop them.\n'
+	read -r _ || true
+fi
