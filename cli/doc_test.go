@@ -62,6 +62,10 @@ func docCommands(line string) [][]string {
 	var out [][]string
 	for _, loc := range docCommand.FindAllStringIndex(line, -1) {
 		rest := line[loc[1]:]
+		// "journalctl -u rbnode -f" names the service, not a command.
+		if first := strings.Fields(rest + " x")[0]; !isCommandWord(first) && !strings.HasPrefix(first, "--") {
+			continue
+		}
 		for si, seg := range strings.Split(rest, " | ") {
 			words := strings.Fields(seg)
 			if si > 0 && (len(words) == 0 || !isCommandWord(words[0])) {
@@ -75,7 +79,7 @@ func docCommands(line string) [][]string {
 
 func isCommandWord(w string) bool {
 	switch w {
-	case "init", "key", "trust", "import", "sign", "status", "verify", "daemon", "sync", "publish", "id", "peers", "build", "attest", "builds", "completion":
+	case "init", "key", "trust", "import", "sign", "status", "verify", "daemon", "sync", "publish", "id", "peers", "build", "attest", "builds", "completion", "export":
 		return true
 	}
 	return false

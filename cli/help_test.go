@@ -45,7 +45,7 @@ func commandPaths(t *testing.T, home string, prefix ...string) [][]string {
 }
 
 // exampleCommand finds the command words of an example's rbnode call.
-var exampleCommand = regexp.MustCompile(`(?:^|[\s(])rbnode((?: [a-z]+)+)`)
+var exampleCommand = regexp.MustCompile(`(?:^|[\s(])rbnode((?: [a-z][a-z-]*)+)`)
 
 // TestHelp checks every command's help: it fits 80 columns, shows
 // examples, and every example names a real command.
