@@ -148,7 +148,6 @@ func TestJSONErrors(t *testing.T) {
 		{[]string{"status", "9.9", "--json"}, cli.ExitInconclusive, "unknown_release", "no documents"},
 		{[]string{"status", "--json", "--quorum", "0"}, cli.ExitUsage, "usage", "quorum"},
 		{[]string{"peers", "--json"}, cli.ExitInconclusive, "no_daemon", "daemon"},
-		{[]string{"verify", "--json", "/does/not/exist"}, cli.ExitUsage, "usage", "/does/not/exist"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, out, stderr := run(t, home, c.args...)

@@ -452,6 +452,22 @@ func plural(n int) string {
 	return "s"
 }
 
+// verifyCode is verify's exit code over all files: a definite negative
+// (a mismatch, a divergent artifact) first, then a file that could not be
+// read, then one without a consensus yet.
+func verifyCode(res []node.FileResult) int {
+	code := ExitOK
+	rank := map[int]int{ExitOK: 0, ExitInconclusive: 1, ExitUsage: 2, ExitNegative: 3}
+	for _, r := range res {
+		c := map[node.FileOutcome]int{node.FileMismatch: ExitNegative, node.FileDivergent: ExitNegative,
+			node.FileUnreadable: ExitUsage, node.FileNoConsensus: ExitInconclusive}[r.Outcome]
+		if rank[c] > rank[code] {
+			code = c
+		}
+	}
+	return code
+}
+
 func verifyCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "verify",
@@ -472,30 +488,25 @@ func verifyCommand() *ucli.Command {
 			return withBackend(c, true, func(n backend) error {
 				res, err := n.VerifyHashes(c.Context, files, c.String("project"), c.String("version"), quorumArg(c))
 				if err != nil {
-					if errors.Is(err, node.ErrUnknownRelease) {
-						return exitWith(ExitInconclusive)
-					}
 					return err
 				}
-				code := ExitOK
-				for _, r := range res {
-					switch r.Outcome {
-					case node.FileMismatch:
-						code = ExitNegative
-					case node.FileNoConsensus:
-						if code == ExitOK {
-							code = ExitInconclusive
-						}
-					}
-				}
+				code := verifyCode(res)
 				if c.Bool("json") {
 					if err := printJSON(c.App.Writer, res); err != nil {
 						return err
 					}
-					return exitWith(code)
+					res = slices.DeleteFunc(res, func(r node.FileResult) bool { return r.Outcome != node.FileUnreadable })
 				}
 				for _, r := range res {
-					word := map[node.FileOutcome]string{node.FileMatch: "OK", node.FileMismatch: "MISMATCH", node.FileNoConsensus: "UNKNOWN"}[r.Outcome]
+					if c.Bool("json") {
+						break
+					}
+					word := map[node.FileOutcome]string{node.FileMatch: "OK", node.FileMismatch: "MISMATCH", node.FileNoConsensus: "UNKNOWN",
+						node.FileDivergent: "DIVERGES", node.FileUnreadable: "ERROR"}[r.Outcome]
+					if r.Outcome == node.FileUnreadable {
+						fmt.Fprintf(c.App.Writer, "%-8s %s\n         %s\n", word, r.Path, r.Detail)
+						continue
+					}
 					fmt.Fprintf(c.App.Writer, "%-8s %s\n         sha256 %s\n         %s\n", word, r.Path, r.SHA256, r.Detail)
 					switch {
 					case r.Outcome == node.FileMismatch && len(r.ExpectedSet) > 1:
@@ -503,6 +514,15 @@ func verifyCommand() *ucli.Command {
 					case r.Outcome == node.FileMismatch:
 						fmt.Fprintf(c.App.Writer, "         consensus sha256 %s\n", r.Expected)
 					}
+				}
+				if code == ExitUsage {
+					var msgs []string
+					for _, r := range res {
+						if r.Outcome == node.FileUnreadable {
+							msgs = append(msgs, "error: "+r.Detail)
+						}
+					}
+					return &exitError{code: code, msg: strings.Join(msgs, "\nrbnode: ")}
 				}
 				return exitWith(code)
 			})

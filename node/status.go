@@ -216,6 +216,12 @@ const (
 	// FileNoConsensus: the artifact is known but has no consensus yet, or
 	// nothing is known about the file at all.
 	FileNoConsensus FileOutcome = "no_consensus"
+	// FileDivergent: trusted builders disagree about the artifact; Builders
+	// are those whose hash the file has, if any.
+	FileDivergent FileOutcome = "divergent"
+	// FileUnreadable: the file could not be hashed (missing, a directory,
+	// unreadable); Detail says why. The other files are still judged.
+	FileUnreadable FileOutcome = "unreadable"
 )
 
 // FileResult is the verification of one local file. Artifact is the
@@ -237,19 +243,23 @@ type FileResult struct {
 	Detail      string           `json:"detail"`
 }
 
-// FileHash is a local file and its sha256 (lowercase hex).
+// FileHash is a local file and its sha256 (lowercase hex), or why it
+// could not be hashed.
 type FileHash struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+	Error  string `json:"error,omitempty"`
 }
 
-// HashFiles hashes local files.
+// HashFiles hashes local files. A file that cannot be hashed is listed
+// with its error: one missing download does not hide the others' verdict.
 func HashFiles(paths []string) ([]FileHash, error) {
 	var out []FileHash
 	for _, p := range paths {
 		sum, err := hashFile(p)
 		if err != nil {
-			return nil, usageErr(err)
+			out = append(out, FileHash{Path: p, Error: err.Error()})
+			continue
 		}
 		out = append(out, FileHash{Path: p, SHA256: sum})
 	}
@@ -289,8 +299,21 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 		cache[k] = r
 		return r, err
 	}
+	if version != "" {
+		projects, err := n.store.Projects(version)
+		if err != nil {
+			return nil, err
+		}
+		if len(projects) == 0 || project != "" && !slices.Contains(projects, project) {
+			return nil, fmt.Errorf("version %s: %w", version, ErrUnknownRelease)
+		}
+	}
 	for _, f := range files {
 		p, sum := f.Path, f.SHA256
+		if f.Error != "" {
+			out = append(out, FileResult{Path: p, Outcome: FileUnreadable, Detail: f.Error})
+			continue
+		}
 		if _, err := attest.ParseID(sum); err != nil {
 			return nil, usagef("%s: sha256 %q is not 64 hex digits", p, sum)
 		}
@@ -335,6 +358,21 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 				break
 			}
 		}
+		// Else: is it the hash of one side of a disagreement?
+		for _, k := range byHash {
+			if decided {
+				break
+			}
+			r, err := report(k)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range r.Artifacts {
+				if a.Verdict == attest.Divergence && !decided {
+					decided = divergentFile(&res, k, a, sum, a.Name)
+				}
+			}
+		}
 		// Else: what do builders say about an artifact of this name?
 		for _, k := range byName {
 			if decided {
@@ -363,7 +401,7 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, entry)
 					decided = true
 				case attest.Divergence:
-					res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s", entry, k.Project, k.Version)
+					decided = divergentFile(&res, k, a, sum, entry)
 				default:
 					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", entry, k.Project, k.Version, r.Quorum)
 				}
@@ -392,6 +430,27 @@ func fileType(m os.FileMode) string {
 		return "a device"
 	}
 	return m.Type().String()
+}
+
+// divergentFile judges a file against an artifact trusted builders
+// disagree about: a definite negative, naming the builders whose hash the
+// file has, if any.
+func divergentFile(res *FileResult, k store.ReleaseKey, a attest.ArtifactReport, sum, entry string) bool {
+	res.Outcome, res.Project, res.Version, res.Artifact, res.Verdict = FileDivergent, k.Project, k.Version, a.Name, a.Verdict
+	for gi, g := range a.Hashes {
+		if slices.Contains(g.SHA256Set, sum) {
+			names := make([]string, len(g.Builders))
+			for i, b := range g.Builders {
+				names[i] = b.Name
+			}
+			res.Builders = g.Builders
+			res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s; this file has the hash of %s (group %s), not of the others",
+				entry, k.Project, k.Version, strings.Join(names, ", "), a.GroupMark(gi))
+			return true
+		}
+	}
+	res.Detail = fmt.Sprintf("trusted builders disagree about %s in %s %s, and this file has none of their hashes", entry, k.Project, k.Version)
+	return true
 }
 
 func hashFile(p string) (string, error) {
