@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
@@ -47,6 +48,17 @@ type Record struct {
 	// the contract.
 	Error string      `json:"error,omitempty"`
 	Check *CheckError `json:"check,omitempty"`
+}
+
+// MarshalJSON writes the record with its lists never null: a build that
+// failed before its first stage has "stages": [].
+func (r Record) MarshalJSON() ([]byte, error) {
+	type plain Record
+	p := plain(r)
+	if p.Stages == nil {
+		p.Stages = []StageRecord{}
+	}
+	return json.Marshal(p)
 }
 
 // EvidenceDir is the directory of WorkDir where a failed Guix build's

@@ -188,7 +188,7 @@ func buildsCommand() *ucli.Command {
 		Name:  "builds",
 		Usage: "list this node's builds: stages, durations, exit codes, logs, hashes",
 		Flags: []ucli.Flag{
-			jsonFlag,
+			wideFlag, jsonFlag,
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow the running build: its stage and the tail of its log, until it ends"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -207,23 +207,57 @@ func buildsCommand() *ucli.Command {
 					fmt.Fprintln(c.App.Writer, "no builds yet: rbnode build VERSION --repo DIR")
 					return nil
 				}
-				tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "STARTED\tVERSION\tCOMMIT\tSTATUS\tDURATION\tARTIFACT\tERROR\tKEPT")
+				wide := c.Bool("wide")
+				var out io.Writer = c.App.Writer
+				if !wide {
+					lw := &lineLimit{w: c.App.Writer, width: tableWidth}
+					defer lw.flush()
+					out = lw
+				}
+				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				if wide {
+					fmt.Fprintln(tw, "STARTED\tVERSION\tCOMMIT\tSTATUS\tDURATION\tARTIFACT\tERROR\tKEPT")
+				} else {
+					fmt.Fprintln(tw, "STARTED\tVERSION\tCOMMIT\tSTATUS\tTOOK\tARTIFACT OR ERROR")
+				}
 				for _, r := range list {
-					art := "-"
+					art, sum := "-", ""
 					for _, a := range r.Artifacts {
 						if !strings.Contains(a.Name, "-src.") {
-							art = a.SHA256[:16] + "  " + builder.Printable(a.Name)
+							art, sum = a.SHA256[:16]+"  "+builder.Printable(a.Name), a.SHA256[:12]
 						}
 					}
 					msg, _, _ := strings.Cut(r.Error, "\n")
 					if msg == "" {
 						msg = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.StartedAt.Local().Format("2006-01-02 15:04"), builder.Printable(r.Version),
-						short(r.Commit), r.Status, r.Duration().Round(time.Second), art, builder.Printable(msg), kept(r.Evidence))
+					started := r.StartedAt.Local().Format("2006-01-02 15:04 MST")
+					if wide {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", started, builder.Printable(r.Version),
+							short(r.Commit), r.Status, r.Duration().Round(time.Second), art, builder.Printable(msg), kept(r.Evidence))
+						continue
+					}
+					note := sum
+					if r.Error != "" {
+						note = builder.Printable(msg)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", started, truncate(builder.Printable(r.Version), 12),
+						short(r.Commit), r.Status, r.Duration().Round(time.Second), note)
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if !wide {
+					fmt.Fprintln(out, "(times in your time zone; --wide for artifacts and errors in full)")
+					// Paths are never shortened: they are to be copied.
+					for _, r := range list {
+						if r.Evidence != "" {
+							fmt.Fprintf(c.App.Writer, "kept from the failed build of %s at %s: %s\n", builder.Printable(r.Version),
+								r.StartedAt.Local().Format("15:04"), kept(r.Evidence))
+						}
+					}
+				}
+				return nil
 			})
 		},
 	}
