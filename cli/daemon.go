@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -414,7 +415,7 @@ func peersCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "peers",
 		Usage: "the daemon's connected peers, with addresses and scores",
-		Flags: []ucli.Flag{jsonFlag},
+		Flags: []ucli.Flag{wideFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
@@ -435,7 +436,13 @@ func peersCommand() *ucli.Command {
 				fmt.Fprintln(c.App.Writer, "no peers connected")
 				return nil
 			}
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+			var out io.Writer = c.App.Writer
+			if !c.Bool("wide") {
+				lw := &lineLimit{w: c.App.Writer, width: tableWidth}
+				defer lw.flush()
+				out = lw
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "PEER\tSCORE\tDIRECTION\tRBNODE\tADDRESSES")
 			for _, p := range peers {
 				dir := "out"
