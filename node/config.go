@@ -66,6 +66,11 @@ type Config struct {
 	// may send per minute (with a burst of as many); beyond it they are
 	// dropped, and past twice that the peer is penalised, then banned.
 	UntrustedPerMinute int `toml:"untrusted_per_minute"`
+	// MaxUntrusted and MaxUntrustedBytes bound, in count and in bytes, the
+	// documents from the network kept while their signers are untrusted;
+	// the oldest go first.
+	MaxUntrusted      int  `toml:"max_untrusted"`
+	MaxUntrustedBytes Size `toml:"max_untrusted_bytes"`
 
 	// AutoBuild makes the daemon build new releases by itself.
 	AutoBuild AutoBuildConfig `toml:"auto_build"`
@@ -170,6 +175,7 @@ func DefaultConfig() Config {
 		Network: "cuprated", Listen: []string{"/ip4/0.0.0.0/tcp/4731", "/ip4/0.0.0.0/udp/4731/quic-v1"},
 		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
 		MaxDocumentSize: DefaultMaxDocumentSize, DiskReserve: DefaultDiskReserve, UntrustedPerMinute: DefaultUntrustedPerMinute,
+		MaxUntrusted: store.MaxUntrusted, MaxUntrustedBytes: store.MaxUntrustedBytes,
 		AutoBuild: AutoBuildConfig{Remote: "origin", FetchInterval: Duration{10 * time.Minute}, TagPattern: "cuprated-{version}"},
 	}
 }
@@ -210,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UntrustedPerMinute < 1 {
 		return fmt.Errorf("untrusted_per_minute must be at least 1, got %d", c.UntrustedPerMinute)
+	}
+	if c.MaxUntrusted < 0 || c.MaxUntrustedBytes < 0 {
+		return errors.New("max_untrusted and max_untrusted_bytes must not be negative (0 is the default)")
 	}
 	for _, a := range append(append([]string(nil), c.Listen...), c.Bootstrap...) {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {

@@ -627,7 +627,11 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 	if !d.trusts(v.Fingerprint) {
 		// Kept (bounded, oldest out) so that trusting its key later counts
 		// it at once; not relayed meanwhile.
-		added, err := d.n.store.PutUntrusted(e, d.opts.MaxUntrusted, d.trusts)
+		limit := store.UntrustedLimit{Count: d.n.cfg.MaxUntrusted, Bytes: int64(d.n.cfg.MaxUntrustedBytes)}
+		if d.opts.MaxUntrusted > 0 {
+			limit.Count = d.opts.MaxUntrusted
+		}
+		added, err := d.n.store.PutUntrusted(e, limit, d.trusts)
 		if err != nil {
 			d.log.Warn().Err(err).Msg("store untrusted document")
 		} else if added && d.opts.Stored != nil {

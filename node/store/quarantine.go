@@ -15,29 +15,45 @@ import (
 // the moment their key is trusted), but their number is bounded: each is
 // also entered, in arrival order, in the untrusted index.
 //
-//	1/u/<seq>   the id of the seq-th document admitted while untrusted
+//	1/u/<seq>   the id of the seq-th document admitted while untrusted,
+//	            then its size (8 bytes, big-endian; absent in old entries)
 //	1/um/<id>   its seq
 //
-// Once the index holds more than the cap, the oldest entry leaves it; its
-// document is deleted unless its signer is trusted by then.
+// Once the index holds more than the cap in count or in bytes, the oldest
+// entry leaves it; its document is deleted unless its signer is trusted by
+// then.
 var (
 	pUntrusted   = []byte("1/u/")
 	pUntrustedID = []byte("1/um/")
 )
 
-// MaxUntrusted bounds the documents kept from the network whose signers
-// this node does not trust; the oldest go first.
-const MaxUntrusted = 10000
+// MaxUntrusted and MaxUntrustedBytes bound the documents kept from the
+// network whose signers this node does not trust; the oldest go first.
+const (
+	MaxUntrusted      = 10000
+	MaxUntrustedBytes = 128 << 20
+)
+
+// UntrustedLimit bounds the untrusted index: a count and a total of
+// document sizes (body and signature). Zero means the default.
+type UntrustedLimit struct {
+	Count int
+	Bytes int64
+}
 
 // PutUntrusted stores a document whose signer is not trusted, with its
 // indexes, and enters it in the untrusted index in the same transaction,
-// dropping the oldest entries beyond limit (MaxUntrusted when 0). A
-// dropped entry's document is deleted unless trusted(its signer) holds
-// then. It reports whether the document was new.
-func (s *Store) PutUntrusted(e *Entry, limit int, trusted func(fingerprint string) bool) (bool, error) {
-	if limit <= 0 {
-		limit = MaxUntrusted
+// dropping the oldest entries beyond the limit. A dropped entry's document
+// is deleted unless trusted(its signer) holds then. It reports whether the
+// document was new.
+func (s *Store) PutUntrusted(e *Entry, limit UntrustedLimit, trusted func(fingerprint string) bool) (bool, error) {
+	if limit.Count <= 0 {
+		limit.Count = MaxUntrusted
 	}
+	if limit.Bytes <= 0 {
+		limit.Bytes = MaxUntrustedBytes
+	}
+	size := uint64(len(e.Record.Body) + len(e.Record.Signature))
 	s.untrustedMu.Lock()
 	defer s.untrustedMu.Unlock()
 	added := false
@@ -56,19 +72,29 @@ func (s *Store) PutUntrusted(e *Entry, limit int, trusted func(fingerprint strin
 		if err != nil {
 			return err
 		}
-		if err := set(key(pUntrusted, seqKey(next)), id[:]); err != nil {
+		bytes, _, err := counters(txn, "untrusted-bytes", "untrusted-bytes")
+		if err != nil {
+			return err
+		}
+		if err := set(key(pUntrusted, seqKey(next)), append(id[:len(id):len(id)], seqKey(size)...)); err != nil {
 			return err
 		}
 		if err := set(key(pUntrustedID, id[:]), seqKey(next)); err != nil {
 			return err
 		}
 		next++
-		for ; next-first > uint64(limit); first++ {
-			if err := s.evictUntrusted(txn, first, trusted); err != nil {
+		bytes += size
+		for ; next-first > uint64(limit.Count) || bytes > uint64(limit.Bytes) && first < next-1; first++ {
+			freed, err := s.evictUntrusted(txn, first, trusted)
+			if err != nil {
 				return err
 			}
+			bytes -= min(freed, bytes)
 		}
 		added = true
+		if err := set(key(pSetting, []byte("untrusted-bytes")), seqKey(bytes)); err != nil {
+			return err
+		}
 		if err := set(key(pSetting, []byte("untrusted-first")), seqKey(first)); err != nil {
 			return err
 		}
@@ -81,40 +107,45 @@ func (s *Store) PutUntrusted(e *Entry, limit int, trusted func(fingerprint strin
 }
 
 // evictUntrusted takes entry seq out of the untrusted index and deletes
-// its document unless its signer is trusted now.
-func (s *Store) evictUntrusted(txn *badger.Txn, seq uint64, trusted func(string) bool) error {
+// its document unless its signer is trusted now. It returns the size the
+// entry counted for.
+func (s *Store) evictUntrusted(txn *badger.Txn, seq uint64, trusted func(string) bool) (uint64, error) {
 	k := key(pUntrusted, seqKey(seq))
 	item, err := txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	idb, err := item.ValueCopy(nil)
+	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var id attest.ID
-	copy(id[:], idb)
+	copy(id[:], v)
+	var size uint64
+	if len(v) == len(id)+8 {
+		size = binary.BigEndian.Uint64(v[len(id):])
+	}
 	if err := txn.Delete(k); err != nil {
-		return err
+		return 0, err
 	}
 	if err := txn.Delete(key(pUntrustedID, id[:])); err != nil {
-		return err
+		return 0, err
 	}
 	var m Meta
 	switch err := getJSON(txn, key(pVer, id[:]), &m); {
 	case errors.Is(err, badger.ErrKeyNotFound):
-		return nil
+		return size, nil
 	case err != nil:
-		return err
+		return 0, err
 	}
 	if m.Verification.Fingerprint != "" && trusted(m.Verification.Fingerprint) {
-		return nil
+		return size, nil
 	}
 	s.log.Debug().Str("document", id.Short()).Msg("dropped the oldest untrusted document")
-	return deleteDocument(txn, id, m)
+	return size, deleteDocument(txn, id, m)
 }
 
 // deleteDocument removes a document and its own index entries, and its

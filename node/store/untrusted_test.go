@@ -47,7 +47,7 @@ func TestUntrustedCapIsAtomic(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < total; i += workers {
-				if _, err := s.PutUntrusted(untrustedEntry(i, "p", "1.0", "MALLORY0"), 0, never); err != nil {
+				if _, err := s.PutUntrusted(untrustedEntry(i, "p", "1.0", "MALLORY0"), UntrustedLimit{}, never); err != nil {
 					errs <- err
 					return
 				}
@@ -80,7 +80,7 @@ func TestUntrustedEviction(t *testing.T) {
 	isTrusted := func(fp string) bool { return trusted[fp] }
 	put := func(e *Entry) {
 		t.Helper()
-		if added, err := s.PutUntrusted(e, 2, isTrusted); err != nil || !added {
+		if added, err := s.PutUntrusted(e, UntrustedLimit{Count: 2}, isTrusted); err != nil || !added {
 			t.Fatalf("put %d: %v %v", e.Record.ID[7], added, err)
 		}
 	}
@@ -88,7 +88,7 @@ func TestUntrustedEviction(t *testing.T) {
 	e1 := untrustedEntry(1, "q", "2.0", "MALLORY0")
 	put(e0)
 	put(e1)
-	if added, err := s.PutUntrusted(e1, 2, isTrusted); err != nil || added {
+	if added, err := s.PutUntrusted(e1, UntrustedLimit{Count: 2}, isTrusted); err != nil || added {
 		t.Fatalf("the same document again: added %v, %v", added, err)
 	}
 	trusted["ALICE000"] = true
@@ -124,7 +124,7 @@ func TestUntrustedEviction(t *testing.T) {
 // envelope by envelope, then deleted whole; nothing else is touched.
 func TestLegacyQuarantine(t *testing.T) {
 	s := openMemStore(t)
-	if _, err := s.PutUntrusted(untrustedEntry(1, "p", "1.0", "MALLORY0"), 0, func(string) bool { return false }); err != nil {
+	if _, err := s.PutUntrusted(untrustedEntry(1, "p", "1.0", "MALLORY0"), UntrustedLimit{}, func(string) bool { return false }); err != nil {
 		t.Fatal(err)
 	}
 	var id attest.ID
@@ -157,5 +157,41 @@ func TestLegacyQuarantine(t *testing.T) {
 	}
 	if n, _ := s.Count(); left != 0 || n != 1 {
 		t.Fatalf("after dropping: %d legacy keys left, %d documents (want 0, 1)", left, n)
+	}
+}
+
+// TestUntrustedByteCap: the untrusted index is bounded in bytes as well
+// as in count: large documents push out the oldest until the total fits,
+// and the newest is always kept.
+func TestUntrustedByteCap(t *testing.T) {
+	s := openMemStore(t)
+	never := func(string) bool { return false }
+	// Sizes stay small: the in-memory test store keeps values inline.
+	limit := UntrustedLimit{Count: 1000, Bytes: 250}
+	for i := range 20 {
+		e := untrustedEntry(i, "p", "1.0", "MALLORY0")
+		e.Record.Body = make([]byte, 50) // and 3 bytes of signature
+		if _, err := s.PutUntrusted(e, limit, never); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.Untrusted()
+	if err != nil || n != 4 {
+		t.Fatalf("%d untrusted documents kept (%v), want the 4 newest that fit in 250 bytes", n, err)
+	}
+	for i := range 20 {
+		e := untrustedEntry(i, "p", "1.0", "MALLORY0")
+		if has, _ := s.Has(e.Record.ID); has != (i >= 16) {
+			t.Errorf("document %d stored: %v", i, has)
+		}
+	}
+	// A document larger than the whole budget is still kept, alone.
+	big := untrustedEntry(99, "p", "1.0", "MALLORY0")
+	big.Record.Body = make([]byte, 50)
+	if _, err := s.PutUntrusted(big, UntrustedLimit{Count: 1000, Bytes: 20}, never); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Untrusted(); n != 1 {
+		t.Errorf("after one over-budget document: %d kept, want 1", n)
 	}
 }
