@@ -333,58 +333,48 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 			return out
 		}
 		byName, byHash = keep(byName), keep(byHash)
-		decided := false
-		// First: is this hash the consensus of some artifact?
-		for _, k := range byHash {
-			r, err := report(k)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range r.Artifacts {
-				if a.Verdict == attest.Consensus && slices.Contains(a.Hashes[0].SHA256Set, sum) {
-					g := a.Hashes[0]
-					res.Outcome, res.Project, res.Version, res.Artifact = FileMatch, k.Project, k.Version, a.Name
-					res.Verdict, res.Expected, res.Builders = a.Verdict, sum, g.Builders
-					res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, a.Name)
-					if len(g.SHA256Set) > 1 {
-						res.ExpectedSet = g.SHA256Set
-						res.Detail += fmt.Sprintf(": one of the set of %d hashes they list for that name", len(g.SHA256Set))
+		// scan gives judge every artifact of the releases, in order, until
+		// it decides.
+		scan := func(keys []store.ReleaseKey, judge func(store.ReleaseKey, *attest.Report, attest.ArtifactReport) bool) (bool, error) {
+			for _, k := range keys {
+				r, err := report(k)
+				if err != nil {
+					return false, err
+				}
+				for _, a := range r.Artifacts {
+					if judge(k, r, a) {
+						return true, nil
 					}
-					decided = true
-					break
 				}
 			}
-			if decided {
-				break
-			}
+			return false, nil
 		}
+		// First: is this hash the consensus of some artifact?
+		decided, err := scan(byHash, func(k store.ReleaseKey, _ *attest.Report, a attest.ArtifactReport) bool {
+			if a.Verdict != attest.Consensus || !slices.Contains(a.Hashes[0].SHA256Set, sum) {
+				return false
+			}
+			g := a.Hashes[0]
+			res.Outcome, res.Project, res.Version, res.Artifact = FileMatch, k.Project, k.Version, a.Name
+			res.Verdict, res.Expected, res.Builders = a.Verdict, sum, g.Builders
+			res.Detail = fmt.Sprintf("matches the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, a.Name)
+			if len(g.SHA256Set) > 1 {
+				res.ExpectedSet = g.SHA256Set
+				res.Detail += fmt.Sprintf(": one of the set of %d hashes they list for that name", len(g.SHA256Set))
+			}
+			return true
+		})
 		// Else: is it the hash of one side of a disagreement?
-		for _, k := range byHash {
-			if decided {
-				break
-			}
-			r, err := report(k)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range r.Artifacts {
-				if a.Verdict == attest.Divergence && !decided {
-					decided = divergentFile(&res, k, a, sum, a.Name)
-				}
-			}
+		if err == nil && !decided {
+			decided, err = scan(byHash, func(k store.ReleaseKey, _ *attest.Report, a attest.ArtifactReport) bool {
+				return a.Verdict == attest.Divergence && divergentFile(&res, k, a, sum, a.Name)
+			})
 		}
 		// Else: what do builders say about an artifact of this name?
-		for _, k := range byName {
-			if decided {
-				break
-			}
-			r, err := report(k)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range r.Artifacts {
-				if decided || attest.BaseName(a.Name) != base {
-					continue
+		if err == nil && !decided {
+			_, err = scan(byName, func(k store.ReleaseKey, r *attest.Report, a attest.ArtifactReport) bool {
+				if attest.BaseName(a.Name) != base {
+					return false
 				}
 				entry := a.Name
 				if a.Name != base {
@@ -399,13 +389,16 @@ func (n *Node) VerifyHashes(files []FileHash, project, version string, quorum in
 						res.ExpectedSet = g.SHA256Set
 					}
 					res.Detail = fmt.Sprintf("differs from the consensus of %d trusted builders for %s %s %s", len(g.Builders), k.Project, k.Version, entry)
-					decided = true
+					return true
 				case attest.Divergence:
-					decided = divergentFile(&res, k, a, sum, entry)
-				default:
-					res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", entry, k.Project, k.Version, r.Quorum)
+					return divergentFile(&res, k, a, sum, entry)
 				}
-			}
+				res.Detail = fmt.Sprintf("%s in %s %s has not reached a quorum of %d trusted builders", entry, k.Project, k.Version, r.Quorum)
+				return false
+			})
+		}
+		if err != nil {
+			return nil, err
 		}
 		if res.Detail == "" {
 			res.Detail = "no builder has attested a file of this name or hash"
