@@ -38,7 +38,7 @@ func newMetrics(d *Daemon) *metrics {
 		}, []string{"source"}),
 		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rbnode_documents_quarantined_total",
-			Help: "Documents from peers signed by keys this node does not trust, held in quarantine.",
+			Help: "Documents from peers signed by keys this node does not trust, kept within the untrusted budget and not relayed.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rbnode_documents_rejected_total",

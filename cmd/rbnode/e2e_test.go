@@ -218,13 +218,11 @@ func rbnodeEnv(t *testing.T, home string, env []string, args ...string) (string,
 	return string(out), err
 }
 
-// TestThreeBuilders: three daemons each build the stand-in release from
-// their own clone and reach consensus, status naming all three; then one
-// builder's build is not deterministic and the next release diverges,
-// naming it and the toolchain field that differs.
-func TestE2EThreeBuilders(t *testing.T) {
-	names := []string{"builder-a", "builder-b", "builder-c"}
-	var homes, repos, pubs []string
+// threeBuilders gives each named builder a home with its own key and a
+// stand-in Cuprate clone; every home trusts every builder's key, whose
+// exported files are pubs.
+func threeBuilders(t *testing.T, names []string) (homes, repos, pubs []string) {
+	t.Helper()
 	for _, name := range names {
 		h := t.TempDir()
 		homes = append(homes, h)
@@ -237,6 +235,16 @@ func TestE2EThreeBuilders(t *testing.T) {
 	for _, h := range homes {
 		must(t, h, append([]string{"trust", "add"}, pubs...)...)
 	}
+	return homes, repos, pubs
+}
+
+// TestThreeBuilders: three daemons each build the stand-in release from
+// their own clone and reach consensus, status naming all three; then one
+// builder's build is not deterministic and the next release diverges,
+// naming it and the toolchain field that differs.
+func TestE2EThreeBuilders(t *testing.T) {
+	names := []string{"builder-a", "builder-b", "builder-c"}
+	homes, repos, pubs := threeBuilders(t, names)
 	d1 := startDaemonProc(t, homes[0], nil)
 	d2 := startDaemonProc(t, homes[1], nil, d1.addr(t))
 	startDaemonProc(t, homes[2], nil, d1.addr(t), d2.addr(t))

@@ -80,19 +80,7 @@ func TestE2EStatusPage(t *testing.T) {
 		t.Fatal("this test needs Debian's chromium (apt-get install chromium)")
 	}
 	names := []string{"builder-a", "builder-b", "builder-c"}
-	var homes, repos, pubs []string
-	for _, name := range names {
-		h := t.TempDir()
-		homes = append(homes, h)
-		repos = append(repos, standin(t, filepath.Join(t.TempDir(), "cuprate")))
-		must(t, h, "key", "generate", "--name", name, "--email", name+"@example.org")
-		p := filepath.Join(t.TempDir(), name+".asc")
-		os.WriteFile(p, []byte(must(t, h, "key", "export")), 0o644)
-		pubs = append(pubs, p)
-	}
-	for _, h := range homes {
-		must(t, h, append([]string{"trust", "add"}, pubs...)...)
-	}
+	homes, repos, _ := threeBuilders(t, names)
 	d1 := startDaemonProc(t, homes[0], []string{"RBNODE_HTTP=127.0.0.1:0", "RBNODE_LOG_FORMAT=json"})
 	d2 := startDaemonProc(t, homes[1], nil, d1.addr(t))
 	startDaemonProc(t, homes[2], nil, d1.addr(t), d2.addr(t))
