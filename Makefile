@@ -51,8 +51,12 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	  done; \
 	done
 
-bench: ## run the benchmarks (speed targets live here; see docs/performance.md)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+BENCH       ?= .
+BENCHTIME   ?= 1x
+bench: ## run the benchmarks (BENCH=regexp selects), tee them to bench.out, end with the table of targets (docs/performance.md)
+	@rc=0; $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... 2>&1 | tee bench.out || rc=1; \
+	echo; $(GO) run ./contrib/benchtable -notes contrib/benchtable/notes.txt bench.out || rc=1; \
+	exit $$rc
 
 pgo: build ## refresh cmd/rbnode/default.pgo (profile-guided optimisation) from guix.sigs imports
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; tree=../shared/testdata/guix.sigs; [ -d $$tree ] || tree=testdata/guix.sigs; \
