@@ -1,15 +1,12 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,60 +50,7 @@ func rbnode(t testing.TB, home string, args ...string) (string, error) {
 func signedTree(t testing.TB, n, builders int) (string, []*attest.SecretKey) {
 	t.Helper()
 	root := t.TempDir()
-	keys := make([]*attest.SecretKey, builders)
-	now := time.Now().Add(-time.Hour)
-	for i := range keys {
-		sk, err := attest.GenerateKey(fmt.Sprintf("builder%02d", i), "", now.Add(-time.Hour), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[i] = sk
-		os.MkdirAll(filepath.Join(root, "builder-keys"), 0o755)
-		os.WriteFile(filepath.Join(root, "builder-keys", fmt.Sprintf("builder%02d.gpg", i)), sk.Public().Armored(), 0o644)
-	}
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	errs := make(chan error, 1)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for i := range jobs {
-				b, v := i%builders, fmt.Sprintf("1.%d", i/builders)
-				m := &attest.Manifest{Entries: []attest.Entry{
-					{SHA256: fmt.Sprintf("%064x", i/builders), Name: "proj-" + v + "-x86_64.tar.gz"},
-					{SHA256: fmt.Sprintf("%064x", i/builders+1), Name: "proj-" + v + ".tar.gz"},
-				}}
-				body := m.Encode()
-				sig, err := keys[b].Sign(body, now)
-				dir := filepath.Join(root, v, fmt.Sprintf("builder%02d", b))
-				if err == nil {
-					err = os.MkdirAll(dir, 0o755)
-				}
-				if err == nil {
-					err = os.WriteFile(filepath.Join(dir, "all.SHA256SUMS"), body, 0o644)
-				}
-				if err == nil {
-					err = os.WriteFile(filepath.Join(dir, "all.SHA256SUMS.asc"), sig, 0o644)
-				}
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
-	return root, keys
+	return root, writeSignedTree(t, root, n, builders)
 }
 
 // summary returns the line of rbnode import's summary ("stored ...").
