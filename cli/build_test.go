@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rbnode/rbnode/cli"
 )
@@ -83,15 +84,23 @@ func TestBuildCommand(t *testing.T) {
 	}
 
 	_, js, _ := run(t, home, "builds", "--json")
-	var recs []struct{ Version, Status, Evidence string }
+	var recs []struct {
+		Version, Status, Evidence string
+		StartedAt                 time.Time `json:"started_at"`
+	}
 	if err := json.Unmarshal([]byte(js), &recs); err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 3 || recs[0].Version != "0.2.0" || recs[1].Status != "failed" || recs[1].Evidence == "" || recs[2].Status != "ok" {
 		t.Fatalf("records %+v", recs)
 	}
-	if _, table, _ := run(t, home, "builds"); !strings.Contains(table, recs[1].Evidence) {
+	_, table, _ := run(t, home, "builds")
+	if !strings.Contains(table, recs[1].Evidence) {
 		t.Errorf("builds does not show the kept evidence %s:\n%s", recs[1].Evidence, table)
+	}
+	// Times in the user's own zone, the zone named.
+	if local := recs[0].StartedAt.Local().Format("2006-01-02 15:04 MST"); !strings.Contains(table, local) {
+		t.Errorf("builds does not show the start %s in local time:\n%s", local, table)
 	}
 	if _, out, _ := run(t, home, "builds", "--follow"); out != "no build is running (rbnode builds lists the finished ones)\n" {
 		t.Errorf("builds --follow with nothing running: %q", out)
