@@ -77,6 +77,10 @@ type Statement struct {
 	// Env describes the build environment an attestation reports
 	// (toolchain, Guix commit, source archive), to explain divergence.
 	Env map[string]string
+	// Request and Failure are set for the documents of the request loop
+	// (KindRequest, KindBuildFailure), which name no artifacts.
+	Request *BuildRequest
+	Failure *BuildFailure
 }
 
 // Parsed is a document checked for form and bound to its context. Its
@@ -142,6 +146,10 @@ func (d *Document) parseBody(p *Parsed) error {
 		err = d.parseAttestation(p)
 	case KindManifest:
 		err = d.parseManifest(p)
+	case KindRequest:
+		err = d.parseRequest(p)
+	case KindBuildFailure:
+		err = d.parseFailure(p)
 	default:
 		err = fmt.Errorf("unknown document kind %q: %w", d.Kind, ErrMalformed)
 	}

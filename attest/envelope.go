@@ -88,7 +88,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	kind := Kind(fields[0])
 	switch {
-	case kind != KindAttestation && kind != KindManifest:
+	case kind != KindAttestation && kind != KindManifest && kind != KindRequest && kind != KindBuildFailure:
 		return bad("kind %q is unknown", kind)
 	case len(fields[4]) == 0 || len(fields[5]) == 0 || len(fields[6]) == 0:
 		return bad("lacks a body, signature or key")

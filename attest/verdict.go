@@ -62,6 +62,9 @@ type Report struct {
 	Equivocations []Equivocation   `json:"equivocations"`
 	Untrusted     []DocRef         `json:"untrusted"`
 	Rejected      []DocRef         `json:"rejected"`
+	// Request is the build request the release is judged against, when a
+	// trusted key signed one: only attestations of its commit count.
+	Request *RequestReport `json:"request,omitempty"`
 }
 
 // ArtifactReport is the verdict over one artifact name.
@@ -138,6 +141,8 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 	}
 	claims = slices.Clone(claims)
 	sort.Slice(claims, func(i, j int) bool { return claims[i].Doc.String() < claims[j].Doc.String() })
+	var loop []Claim
+	claims, r.Request, loop = splitRequests(claims, trusted, r)
 
 	names := map[string]string{}
 	// artifact -> builder -> set key -> the documents saying so
@@ -288,6 +293,9 @@ func Tally(project, version string, claims []Claim, trusted TrustSet, quorum int
 		r.Commits = append(r.Commits, g)
 	}
 	r.Verdict = releaseVerdict(r)
+	if r.Request != nil {
+		r.Request.answer(r, loop, trusted)
+	}
 	return r
 }
 
