@@ -11,6 +11,9 @@ const (
 	AnswerAttested = "attested" // signed an attestation of the requested commit
 	AnswerFailed   = "failed"   // signed a build failure for it
 	AnswerSilent   = "silent"   // neither, so far
+	// AnswerDifferentCommit: it signed only documents of another commit
+	// (or a manifest, which names none), listed in DifferentCommit.
+	AnswerDifferentCommit = "different_commit"
 )
 
 // RequestReport is the build request a report judges, and who answered
@@ -138,11 +141,16 @@ func splitRequests(claims []Claim, trusted TrustSet, r *Report) ([]Claim, *Reque
 
 // answer fills the request's answers once the tally has named the
 // builders: attested (counted for the requested commit), failed (the
-// newest failure it signed for that commit), else silent.
+// newest failure it signed for that commit), different_commit (it
+// attested only another commit), else silent.
 func (rr *RequestReport) answer(r *Report, loop []Claim, trusted TrustSet) {
 	attested := map[string]string{}
 	for _, b := range r.Builders {
 		attested[b.Fingerprint] = b.Name
+	}
+	other := map[string]bool{}
+	for _, d := range rr.DifferentCommit {
+		other[d.Fingerprint] = true
 	}
 	failed := map[string]Claim{}
 	for _, c := range loop {
@@ -168,6 +176,8 @@ func (rr *RequestReport) answer(r *Report, loop []Claim, trusted TrustSet) {
 			a.State, a.Name = AnswerFailed, f.BuilderID
 			a.Failure = &FailureReport{Document: c.Doc.String(), Stage: f.Stage, ExitCode: f.ExitCode, Error: f.Error,
 				LogTail: slices.Clone(f.LogTail), FailedAt: f.FailedAt}
+		} else if other[fp] {
+			a.State = AnswerDifferentCommit
 		} else if fp == rr.Requester.Fingerprint {
 			continue
 		}
