@@ -158,6 +158,7 @@ func (n *Node) Import(ctx context.Context, path string, opts ImportOptions) (*Im
 	if walkErr != nil {
 		return sum, walkErr
 	}
+	n.refreshSummaries()
 	sum.finish(start)
 	return sum, ctx.Err()
 }
@@ -486,6 +487,7 @@ func (n *Node) Ingest(ctx context.Context, docs []*attest.Document, origin strin
 		}
 		return sum, err
 	}
+	n.refreshSummaries()
 	sum.finish(start)
 	return sum, ctx.Err()
 }

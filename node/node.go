@@ -300,6 +300,7 @@ func (n *Node) ApplyTrust(req TrustRequest) ([]KeyInfo, error) {
 		}
 		done = append(done, k)
 	}
+	n.refreshSummaries()
 	ts, err := n.TrustSet()
 	if err != nil {
 		return nil, err
@@ -341,6 +342,7 @@ func (n *Node) Untrust(fp string) error {
 	if !found {
 		return usagef("%s is not trusted (see rbnode trust list)", fp)
 	}
+	n.refreshSummaries()
 	return nil
 }
 

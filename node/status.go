@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,39 +150,6 @@ type ReleaseSummary struct {
 	Builders       int            `json:"builders"`
 	Untrusted      int            `json:"untrusted"`
 	Rejected       int            `json:"rejected"`
-}
-
-// Releases summarises every release the store knows, for project (all
-// when empty).
-func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
-	keys, err := n.store.Releases()
-	if err != nil {
-		return nil, err
-	}
-	ts, err := n.TrustSet()
-	if err != nil {
-		return nil, err
-	}
-	out := []ReleaseSummary{}
-	projects := map[string]bool{}
-	for _, k := range keys {
-		projects[k.Project] = true
-		if project != "" && k.Project != project {
-			continue
-		}
-		r, err := n.status(k.Project, k.Version, quorum, ts)
-		if errors.Is(err, ErrUnknownRelease) {
-			continue // its untrusted documents were dropped since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, summarise(r))
-	}
-	if project != "" && len(out) == 0 && len(projects) > 0 {
-		return nil, usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
-	}
-	return out, nil
 }
 
 // summarise reduces a report to its line of the release list.

@@ -170,6 +170,9 @@ func deleteDocument(txn *badger.Txn, id attest.ID, m Meta) error {
 			return err
 		}
 	}
+	if err := markChanged(txn.Set, r.Project, r.Version); err != nil {
+		return err
+	}
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pRelease, proj, sep, vers, sep)})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {

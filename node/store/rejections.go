@@ -102,6 +102,9 @@ func (s *Store) AddRejections(rs []Rejection) error {
 					return err
 				}
 			}
+			if err := markChanged(txn.Set, r.Project, r.Version); err != nil {
+				return err
+			}
 			counts[string(cls)]++
 			if string(cls) == "n/" {
 				pp := key(pRejectPeer, []byte(r.Peer), sep)
@@ -178,6 +181,9 @@ func dropRejection(txn *badger.Txn, seq []byte, counts map[string]uint64) error 
 		if err := txn.Delete(d); err != nil {
 			return err
 		}
+	}
+	if err := markChanged(txn.Set, r.Project, r.Version); err != nil {
+		return err
 	}
 	if counts[string(cls)] > 0 {
 		counts[string(cls)]--

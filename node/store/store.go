@@ -342,6 +342,11 @@ func putEntry(e *Entry, set func(k, v []byte) error, index func(k []byte) error)
 			return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
 		}
 	}
+	// Through set, not index: a batch may outlive a summary computed
+	// between two of its flushes.
+	if err := markChanged(set, r.Project, r.Version); err != nil {
+		return fmt.Errorf("store document %s: %w", r.ID.Short(), err)
+	}
 	idx := [][]byte{key(pVersion, vers, sep, proj)}
 	for _, a := range e.Artifacts {
 		idx = append(idx, key(pArtifact, []byte(a.Name), sep, proj, sep, vers), key(pHash, []byte(a.SHA256), sep, proj, sep, vers))
@@ -600,6 +605,13 @@ func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
 		m.Verification = v
 		b, err := json.Marshal(m)
 		if err != nil {
+			return err
+		}
+		var r Record
+		if err := getRecord(txn, id, &r); err != nil {
+			return err
+		}
+		if err := markChanged(txn.Set, r.Project, r.Version); err != nil {
 			return err
 		}
 		if v.Authentic() {
