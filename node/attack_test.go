@@ -135,7 +135,13 @@ func (a *attacker) floodUntil(t *testing.T, limit time.Duration, next func(i int
 // attacker that has it as a topic peer.
 func underAttack(t *testing.T, trusted ...builderKey) (*testDaemon, *attacker) {
 	t.Helper()
-	td := startDaemon(t, t.TempDir(), nil, nil, trusted...)
+	return underAttackWith(t, daemonSetup{}, trusted...)
+}
+
+// underAttackWith is underAttack with a setup.
+func underAttackWith(t *testing.T, setup daemonSetup, trusted ...builderKey) (*testDaemon, *attacker) {
+	t.Helper()
+	td := startDaemonWith(t, t.TempDir(), nil, nil, setup, trusted...)
 	td.seed(t, trusted[0])
 	a := newAttacker(t, nil, td.addr(t))
 	a.waitSubscribed(t, td)
@@ -856,10 +862,14 @@ func TestAttackMalformedAndBadlySignedFlood(t *testing.T) {
 // TestHonestBulkRelayIsNotPunished: a peer that relays a bulk import by a
 // builder this node does not trust (1,500 documents at once: more than
 // the budget, less than twice it) is rate-limited but neither penalised
-// nor banned.
+// nor banned. The daemon's clock stands still: the budget refills with
+// time (a thousand a minute), so on the real clock a slow machine admits
+// one more document for every 60 ms the bulk takes to arrive (1,076 of it
+// once, in a loaded full run), and the count below would measure the
+// machine, not the budget.
 func TestHonestBulkRelayIsNotPunished(t *testing.T) {
 	alice, carol := newBuilder(t, "alice"), newBuilder(t, "carol")
-	td, a := underAttack(t, alice)
+	td, a := underAttackWith(t, daemonSetup{clock: func() time.Time { return testNow }}, alice)
 	for i := range 1500 {
 		if err := a.net.Publish(t.Context(), carol.manifestEnvelope(t, "24.0", i, 2<<10)); err != nil {
 			t.Fatal(err)
@@ -876,7 +886,9 @@ func TestHonestBulkRelayIsNotPunished(t *testing.T) {
 	if p := td.d.Network().Penalty(a.net.ID()); p != 0 || td.d.Network().Banned(a.net.ID()) {
 		t.Fatalf("a bulk relay was punished: penalty %v, banned %v", p, td.d.Network().Banned(a.net.ID()))
 	}
-	if q, budget := quarantined(td), td.n.Config().UntrustedPerMinute; q < budget-50 || q > budget+50 {
+	// Exactly the budget, unless gossip dropped some of the bulk on the
+	// way (a full validation queue); never more.
+	if q, budget := quarantined(td), td.n.Config().UntrustedPerMinute; q < budget-50 || q > budget {
 		t.Fatalf("%d of the bulk quarantined, budget %d", q, budget)
 	}
 }

@@ -38,9 +38,10 @@ func startDaemon(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []stri
 
 // daemonSetup adjusts startDaemonWith.
 type daemonSetup struct {
-	opts         DaemonOptions // Socket and HostFactory are set by startDaemonWith
-	syncInterval time.Duration // 0: the default
-	config       func(*Config) // adjusts the configuration, when set
+	opts         DaemonOptions    // Socket and HostFactory are set by startDaemonWith
+	syncInterval time.Duration    // 0: the default
+	config       func(*Config)    // adjusts the configuration, when set
+	clock        func() time.Time // the node's clock, when set (default: time.Now)
 }
 
 // startDaemonWith is startDaemon with a setup.
@@ -58,7 +59,11 @@ func startDaemonWith(t *testing.T, home string, mn mocknet.Mocknet, bootstrap []
 	if setup.config != nil {
 		setup.config(&cfg)
 	}
-	n, err := Open(cfg, testLogger(t))
+	var nopts []Option
+	if setup.clock != nil {
+		nopts = append(nopts, WithClock(setup.clock))
+	}
+	n, err := Open(cfg, testLogger(t), nopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
