@@ -46,7 +46,8 @@ type orderEvent struct {
 // an untrusted budget small enough to drop documents. Once all have
 // everything and the same trust set, every node's status of every
 // release is byte for byte the report of a node that trusted first and
-// imported once. The seed is printed on failure: -property.seed=N
+// imported once, and so is its release list (read through the summary
+// cache, polled while documents still arrive). The seed is printed on failure: -property.seed=N
 // replays it; -property.long runs a larger scenario.
 func TestVerdictIsOrderIndependent(t *testing.T) {
 	seed := *propertySeed
@@ -122,6 +123,9 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 		}
 		want[v] = mustJSON(t, r)
 	}
+	// The release list, judged afresh: each node's, read through its
+	// summary cache while documents still arrive, must come to equal it.
+	wantList := mustJSON(t, freshReleases(t, ref, 2))
 
 	// Each node's steps: the documents it imports itself (every document
 	// has at least one importer; mallory's reach a node only that way),
@@ -209,6 +213,10 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 				if got != want[v] {
 					return fmt.Sprintf("node %d, %s: %v\n got: %s\nwant: %s", i, v, err, got, want[v])
 				}
+			}
+			list, err := td.n.Releases("", 2)
+			if got := mustJSON(t, list); err != nil || got != wantList {
+				return fmt.Sprintf("node %d, the release list: %v\n got: %s\nwant: %s", i, err, got, wantList)
 			}
 		}
 		return ""
