@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/gossip"
 	"github.com/rbnode/rbnode/node"
 	"github.com/rbnode/rbnode/node/store"
@@ -236,17 +237,28 @@ func syncCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			d, err := node.NewDaemon(n, node.DaemonOptions{Socket: "-", LightClient: true})
+			// Progress on stderr, counted as documents become durable (a
+			// catch-up of a large store takes minutes).
+			prog, stored := newProgress(c.App.ErrWriter), 0
+			d, err := node.NewDaemon(n, node.DaemonOptions{Socket: "-", LightClient: true, Stored: func(attest.ID) {
+				stored++ // the daemon's single writer calls this
+				prog.show(func(took time.Duration) string {
+					return fmt.Sprintf("syncing: stored %d (%.1fs)", stored, took.Seconds())
+				})
+			}})
 			if err != nil {
 				return err
 			}
 			defer d.Close()
 			stats, err := d.SyncWith(c.Context, peers)
-			// SyncWith stops at the first failure; its stats are the failed
-			// session's, not a sync.
-			done := stats
-			if err != nil && len(done) > 0 {
-				done = done[:len(done)-1]
+			prog.done()
+			// A peer that failed is not reported as synced with; err says
+			// why.
+			var done []gossip.SyncStats
+			for _, st := range stats {
+				if st.Err == nil {
+					done = append(done, st)
+				}
 			}
 			if c.Bool("json") {
 				out := syncReport{Peers: []syncPeerJSON{}}
@@ -292,13 +304,16 @@ type syncPeerJSON struct {
 	Untrusted    int    `json:"untrusted"`
 	Rejected     int    `json:"rejected"`
 	DurationMS   int64  `json:"duration_ms"`
+	Sessions     int    `json:"sessions"`
+	Refused      int    `json:"refused"`
+	WaitedMS     int64  `json:"waited_ms"`
 }
 
 func newSyncPeerJSON(st gossip.SyncStats) syncPeerJSON {
 	return syncPeerJSON{
 		Peer: st.Peer.String(), Rounds: st.Rounds, Buckets: st.Buckets, SummaryBytes: st.SummaryBytes, FetchBytes: st.FetchBytes,
 		Missing: st.Missing, Skipped: st.Skipped, Fetched: st.Fetched, Stored: st.Accepted, Untrusted: st.Ignored, Rejected: st.Rejected,
-		DurationMS: st.Duration.Milliseconds(),
+		DurationMS: st.Duration.Milliseconds(), Sessions: st.Sessions, Refused: st.Refused, WaitedMS: st.Waited.Milliseconds(),
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/rbnode/rbnode/node"
 )
 
-// progress draws import progress on stderr: a live line on a terminal, a
+// progress draws import (or sync) progress on stderr: a live line on a terminal, a
 // plain line at most every half second otherwise (logs, CI).
 type progress struct {
 	w     io.Writer
@@ -23,6 +23,15 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) update(s node.ImportProgress) {
+	p.show(func(took time.Duration) string {
+		return fmt.Sprintf("importing: %d documents, stored %d, duplicate %d, rejected %d (%.1fs)",
+			s.Seen, s.Stored, s.Duplicate, s.Rejected, took.Seconds())
+	})
+}
+
+// show draws the line line makes (given the time since the start),
+// unless one was drawn lately.
+func (p *progress) show(line func(took time.Duration) string) {
 	now := time.Now()
 	every := 500 * time.Millisecond
 	if p.tty {
@@ -32,13 +41,11 @@ func (p *progress) update(s node.ImportProgress) {
 		return
 	}
 	p.last = now
-	line := fmt.Sprintf("importing: %d documents, stored %d, duplicate %d, rejected %d (%.1fs)",
-		s.Seen, s.Stored, s.Duplicate, s.Rejected, now.Sub(p.start).Seconds())
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		fmt.Fprintf(p.w, "\r\033[K%s", line(now.Sub(p.start)))
 		p.drawn = true
 	} else {
-		fmt.Fprintln(p.w, line)
+		fmt.Fprintln(p.w, line(now.Sub(p.start)))
 	}
 }
 

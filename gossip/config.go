@@ -110,6 +110,13 @@ type Config struct {
 	// Logger receives gossip's and pubsub's logs; the zero value discards.
 	Logger zerolog.Logger
 
+	// SyncWorkPerMinute and SyncWorkBurst bound the work sync sessions
+	// make this node do for one peer, in bytes of cost (docs/protocol.md:
+	// IDs ranged over, IDs looked up, bytes served): the peer may take
+	// SyncWorkBurst at once, then SyncWorkPerMinute. Zero takes the
+	// defaults, 256 MiB a minute and 1 GiB at once.
+	SyncWorkPerMinute, SyncWorkBurst int64
+
 	// SyncDone, if set, is called after every catch-up session this node
 	// asked for, with its stats and error (metrics).
 	SyncDone func(SyncStats, error)
@@ -128,6 +135,8 @@ type tuning struct {
 	sessionTimeout time.Duration // deadline of one sync session
 	idleTimeout    time.Duration // deadline of one sync request or answer
 	advertise      time.Duration // DHT rendezvous period
+	pace           time.Duration // refill a sync answer may wait for; <0: none
+	resumeWork     int64         // sync work a refused asker is told to wait for
 
 	tracer pubsub.RawTracer // tests watch the mesh form
 }
@@ -146,6 +155,10 @@ func (t *tuning) fill() {
 	def(&t.sessionTimeout, 2*time.Minute)
 	def(&t.idleTimeout, DefaultIdleTimeout)
 	def(&t.advertise, 10*time.Minute)
+	def(&t.pace, time.Second)
+	if t.resumeWork == 0 {
+		t.resumeWork = resumeWork
+	}
 }
 
 // DefaultListen returns the default listen addresses: TCP and QUIC on
@@ -197,6 +210,12 @@ func (c *Config) fill() {
 	if c.MaxPeers == 0 {
 		c.MaxPeers = DefaultMaxPeers
 	}
+	if c.SyncWorkPerMinute == 0 {
+		c.SyncWorkPerMinute = workPerMinute
+	}
+	if c.SyncWorkBurst == 0 {
+		c.SyncWorkBurst = workBurst
+	}
 	if c.BanDuration == 0 {
 		c.BanDuration = DefaultBanDuration
 	}
@@ -214,6 +233,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max message size %d: want 1 to %d", ErrConfig, c.MaxMessageSize, MaxMessageSizeLimit)
 	case c.MaxPeers < 4:
 		return fmt.Errorf("%w: max peers %d: want at least 4", ErrConfig, c.MaxPeers)
+	case c.SyncWorkPerMinute < 0 || c.SyncWorkBurst < 0:
+		return fmt.Errorf("%w: negative sync work budget", ErrConfig)
 	case c.BanDuration < 0:
 		return fmt.Errorf("%w: negative ban duration", ErrConfig)
 	case c.NoListen && len(c.Listen) > 0:

@@ -77,6 +77,13 @@ func (s *memStore) put(data []byte) bool {
 	return true
 }
 
+// forget empties the store.
+func (s *memStore) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids, s.data = nil, make(map[[32]byte][]byte)
+}
+
 func cmpArr(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) }
 
 func (s *memStore) Range(prefix []byte, fn func(id [32]byte) bool) error {

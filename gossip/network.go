@@ -171,7 +171,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		ignored:   &idCache{ttl: 30 * time.Minute, cap: 1 << 14},
 		resync:    make(chan struct{}, 1),
 		ready:     make(chan struct{}),
-		work:      NewPeerBudget(workPerMinute),
+		work:      NewBurstBudget(cfg.SyncWorkPerMinute, cfg.SyncWorkBurst),
 	}
 	opts, err := n.hostOptions()
 	if err != nil {

@@ -402,6 +402,7 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 	type result struct {
 		p      peer.ID
 		failed bool
+		more   bool          // the session stopped at a cap with work left
 		wait   time.Duration // do not sync with p again before this
 	}
 	var (
@@ -432,10 +433,16 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 				ev.Str("peer", p.String()).Int("missing", st.Missing).Int("accepted", st.Accepted).
 					Int("ignored", st.Ignored).Int("rejected", st.Rejected).Int64("summary_bytes", st.SummaryBytes).
 					Dur("took", st.Duration).Msg("sync")
-				r := result{p: p, failed: err != nil && ctx.Err() == nil}
+				r := result{p: p, failed: err != nil && ctx.Err() == nil, more: err == nil && st.More}
 				var se *SyncError
 				if errors.As(err, &se) && se.Code == errCodeLimit {
-					r.wait = time.Minute // its budget for us is spent: come back later
+					// Its budget for us is spent: come back when it said
+					// (a minute if it did not), and go on from there.
+					r.wait = se.RetryAfter
+					if r.wait == 0 {
+						r.wait = time.Minute
+					}
+					r.wait += r.wait/50 + 50*time.Millisecond
 				}
 				select {
 				case done <- r:
@@ -501,9 +508,12 @@ func (n *Network) scheduleSync(ctx context.Context, reqs <-chan peer.ID) error {
 			p := r.p
 			delete(inflight, p)
 			last[p] = time.Now().Add(r.wait)
-			if again[p] {
+			if again[p] || r.more {
 				delete(again, p)
 				queue = append(queue, p)
+			}
+			if r.wait > 0 && len(settle) < maxKnown {
+				settle[p] = time.Now().Add(r.wait) // resumed then
 			}
 			if r.failed {
 				// A peer that stalled or refused must not delay catch-up:

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,14 @@ type SyncStats struct {
 	Ignored      int
 	Rejected     int
 	Duration     time.Duration
+	Sessions     int           // sync streams opened (CatchUp opens several)
+	Refused      int           // sessions the peer refused or cut short for its budget
+	Waited       time.Duration // time spent waiting for the peer's retry-after
+	// More is set when a session stopped at a per-session cap with
+	// buckets left to reconcile: another session goes on from there.
+	More bool
+	// Err is why syncing with the peer failed (CatchUp), nil if it did not.
+	Err error
 }
 
 // SyncError is the answer of a peer that refused or cut short a session
@@ -39,6 +48,10 @@ type SyncStats struct {
 type SyncError struct {
 	Code byte
 	Text string
+	// RetryAfter is how long the peer asked this node to wait before
+	// its next session (its work budget for this node is spent); 0 when
+	// it did not say.
+	RetryAfter time.Duration
 }
 
 func (e *SyncError) Error() string {
@@ -110,6 +123,13 @@ func scanBucket(inv Inventory, p prefix, keep int, visits *int, budget int) (buc
 
 var errBudget = errors.New("sync work budget exhausted")
 
+// errSessionFull ends a client session at its request cap: the work left
+// goes on in a new session.
+var errSessionFull = errors.New("sync session request cap reached")
+
+// errCap is a session past a cap no honest session reaches.
+var errCap = errors.New("sync session cap reached")
+
 // ErrStalled is returned by a sync session whose peer did not answer a
 // request within the idle timeout (DefaultIdleTimeout).
 var ErrStalled = errors.New("sync peer stalled")
@@ -163,11 +183,13 @@ func (n *Network) serveSync(s network.Stream) {
 	idle := n.cfg.tuning.idleTimeout
 
 	log := n.log.With().Str("peer", p.String()).Logger()
-	visits := 0 // work done in this session
-	if n.work.Available(p, time.Now()) < minSessionWork {
-		n.penalise(p, penaltyHeavy, "sync sessions over the work budget")
-		_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted; try later"}))
-		_ = s.Close()
+	visits := 0 // IDs ranged over in this session
+	if n.work.Available(p, time.Now()) < min(minSessionWork, n.resumeWork()) {
+		// Refused, and told when to come back; coming back earlier than
+		// it was last told is held against it.
+		if n.refuseBudget(s, p) {
+			n.penalise(p, penaltyHeavy, "sync session started before the retry-after it was given")
+		}
 		return
 	}
 	br := bufio.NewReader(s)
@@ -203,15 +225,27 @@ func (n *Network) serveSync(s network.Stream) {
 			_ = s.Close()
 			return
 		}
-		var resp any
-		before := visits
-		budget := min(maxVisits, visits+n.work.Available(p, time.Now()))
+		var (
+			resp any
+			cost int64
+			// What the request may cost: the peer's balance and a
+			// second's refill, which it then waits for (pacing).
+			avail = n.work.Available(p, time.Now()) + n.work.gain(n.cfg.tuning.pace)
+		)
 		switch m := m.(type) {
 		case *reconcileReq:
+			before := visits
+			// Ranging stops at the session's cap or the peer's budget,
+			// whichever comes first.
+			budget := min(maxVisits, visits+int(min(avail/rangeCost, maxVisits)))
 			resp, err = n.answerReconcile(m, &asked, &visits, budget)
+			cost = int64(visits-before) * rangeCost
 		case *getReq:
-			visits += getCost * len(m.ids)
-			resp = n.answerGet(m)
+			g, c, short := n.answerGet(m, avail)
+			if short && len(g.items) == 0 {
+				err = errBudget
+			}
+			resp, cost = g, c
 		default:
 			n.penalise(p, penaltyMalformed, fmt.Sprintf("sync request of type %T", m))
 			_ = s.Reset()
@@ -223,17 +257,35 @@ func (n *Network) serveSync(s network.Stream) {
 			_ = s.Reset()
 			return
 		}
-		n.work.Spend(p, visits-before, time.Now())
-		if errors.Is(err, errBudget) || visits > budget {
-			n.penalise(p, penaltyHeavy, "sync session over the work budget")
-			_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "work budget exhausted"}))
+		n.work.Spend(p, cost, time.Now())
+		if errors.Is(err, errCap) || errors.Is(err, errBudget) && visits > maxVisits {
+			// One session ranged over as much as any honest one needs.
+			n.penalise(p, penaltyHeavy, "sync session over its work cap")
+			_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: "session work cap reached"}))
 			_ = s.Close()
+			return
+		}
+		if errors.Is(err, errBudget) {
+			// Not held against the peer: an honest catch-up of a large
+			// store gets here. It is told when to come back.
+			log.Debug().Int64("cost", cost).Msg("sync serve: work budget spent")
+			_ = n.refuseBudget(s, p)
 			return
 		}
 		if err != nil {
 			log.Warn().Err(err).Msg("sync serve")
 			_ = s.Reset()
 			return
+		}
+		if wait := n.work.Until(p, 0, time.Now()); wait > 0 {
+			// Paced: the answer leaves when the peer's balance is back
+			// to zero (at most about a second).
+			select {
+			case <-time.After(wait):
+			case <-n.ctx.Done():
+				_ = s.Reset()
+				return
+			}
 		}
 		guard.arm(idle)
 		err = writeFrame(s, encode(resp))
@@ -294,7 +346,7 @@ func (l *askLog) ask(p prefix) error {
 		}
 	}
 	if len(l.asked) >= maxAsked {
-		return errBudget
+		return errCap
 	}
 	l.asked[p] = struct{}{}
 	return nil
@@ -334,10 +386,18 @@ func (n *Network) answerReconcile(m *reconcileReq, log *askLog, visits *int, bud
 	return resp, nil
 }
 
-func (n *Network) answerGet(m *getReq) *getResp {
-	resp := &getResp{}
+// answerGet looks up the asked IDs in order and answers with the messages
+// found, stopping past respSoftBytes or when the next one would take the
+// cost past avail (short). It returns the answer and its cost:
+// lookupCost per ID looked up plus the bytes served.
+func (n *Network) answerGet(m *getReq, avail int64) (resp *getResp, cost int64, short bool) {
+	resp = &getResp{}
 	size := 0
 	for _, id := range m.ids {
+		if cost+lookupCost > avail {
+			return resp, cost, true
+		}
+		cost += lookupCost
 		data, err := n.inv.Get(id)
 		if err != nil || len(data) == 0 || len(data) > n.cfg.MaxMessageSize {
 			continue
@@ -345,10 +405,51 @@ func (n *Network) answerGet(m *getReq) *getResp {
 		if len(resp.items) > 0 && size+len(data) > respSoftBytes {
 			break
 		}
+		if cost+int64(len(data)) > avail {
+			return resp, cost, true
+		}
+		cost += int64(len(data))
 		size += len(data) + idLen + uvarintMaxLen
 		resp.items = append(resp.items, getItem{id: id, data: data})
 	}
-	return resp
+	return resp, cost, false
+}
+
+// refuseBudget tells p that its work budget is spent and when to come
+// back (retryText), then closes the session. early reports that p came
+// back before it was last told to.
+func (n *Network) refuseBudget(s network.Stream, p peer.ID) (early bool) {
+	now := time.Now()
+	wait := n.work.Until(p, n.resumeWork(), now)
+	early = n.work.Refuse(p, wait, now)
+	_ = writeFrame(s, encode(&errorMsg{code: errCodeLimit, text: retryText(wait)}))
+	_ = s.Close()
+	return early
+}
+
+// resumeWork is the balance a refused asker is told to wait for: enough
+// for a good part of a session, at most the budget's burst.
+func (n *Network) resumeWork() int64 {
+	return min(n.cfg.tuning.resumeWork, n.cfg.SyncWorkBurst)
+}
+
+// retryText is the text of a budget refusal: the asker parses the wait
+// (SyncError.RetryAfter); older askers wait a minute.
+func retryText(wait time.Duration) string {
+	return fmt.Sprintf("work budget exhausted; retry after %d ms", wait.Milliseconds())
+}
+
+// parseRetry returns the wait a budget refusal asks for, or 0.
+func parseRetry(text string) time.Duration {
+	i := strings.LastIndex(text, "retry after ")
+	if i < 0 {
+		return 0
+	}
+	var ms int64
+	if _, err := fmt.Sscanf(text[i:], "retry after %d ms", &ms); err != nil || ms < 0 {
+		return 0
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxRetryAfter)
 }
 
 // Resync starts a sync session with every connected peer at once
@@ -370,16 +471,8 @@ func (n *Network) Resync() {
 // protocol or serves messages the Handler rejects is penalised and may be
 // banned.
 func (n *Network) SyncWith(ctx context.Context, p peer.AddrInfo) (SyncStats, error) {
-	if p.ID == n.host.ID() {
-		return SyncStats{}, errors.New("sync with self")
-	}
-	if n.bans.has(p.ID) {
-		return SyncStats{Peer: p.ID}, fmt.Errorf("sync with %s: %w", p.ID, ErrBanned)
-	}
-	if len(p.Addrs) > 0 || n.host.Network().Connectedness(p.ID) != network.Connected {
-		if err := n.host.Connect(ctx, p); err != nil {
-			return SyncStats{Peer: p.ID}, fmt.Errorf("connect to %s: %w", p.ID, err)
-		}
+	if err := n.connectFor(ctx, p); err != nil {
+		return SyncStats{Peer: p.ID}, err
 	}
 	return n.syncPeer(ctx, p.ID)
 }
@@ -396,40 +489,59 @@ func (n *Network) syncPeer(ctx context.Context, p peer.ID) (st SyncStats, err er
 	}()
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.tuning.sessionTimeout)
 	defer cancel()
+	c, err := n.openSession(ctx, p, &st)
+	if err != nil {
+		return st, err
+	}
+	return st, c.finish(ctx, c.run(ctx))
+}
+
+// openSession opens a sync stream to p for one session bounded by ctx;
+// the session's figures are added to st. finish ends it.
+func (n *Network) openSession(ctx context.Context, p peer.ID, st *SyncStats) (*client, error) {
 	s, err := n.host.NewStream(ctx, p, n.syncProto)
 	if err != nil {
-		return st, fmt.Errorf("open sync stream to %s: %w", p, err)
+		return nil, fmt.Errorf("open sync stream to %s: %w", p, err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
+	st.Sessions++
+	c := &client{n: n, p: p, s: s, rw: &countingRW{rw: s}, st: st, guard: newStallGuard(s)}
+	c.stop = context.AfterFunc(ctx, func() { _ = s.Reset() })
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	c := &client{n: n, p: p, rw: &countingRW{rw: s}, st: &st, guard: newStallGuard(s)}
-	defer c.guard.disarm()
 	c.rw.br = bufio.NewReader(c.rw)
-	err = c.run(ctx)
-	if err != nil {
-		_ = s.Reset()
-		if c.guard.fired.Load() {
-			n.penalise(p, penaltyStall, "sync answer stalled past the idle timeout")
-			err = fmt.Errorf("%w (no answer within %v)", ErrStalled, n.cfg.tuning.idleTimeout)
-		}
-		if ctx.Err() != nil && !errors.Is(err, ErrBanned) {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		return st, fmt.Errorf("sync with %s: %w", p, err)
+	return c, nil
+}
+
+// finish ends the session whose work ended with err (nil: done, the
+// stream is closed) and returns err as the session's outcome: a stall
+// is penalised and reported as ErrStalled.
+func (c *client) finish(ctx context.Context, err error) error {
+	c.guard.disarm()
+	c.stop()
+	if err == nil {
+		_ = c.s.Close()
+		return nil
 	}
-	_ = s.Close()
-	return st, nil
+	_ = c.s.Reset()
+	if c.guard.fired.Load() {
+		c.n.penalise(c.p, penaltyStall, "sync answer stalled past the idle timeout")
+		err = fmt.Errorf("%w (no answer within %v)", ErrStalled, c.n.cfg.tuning.idleTimeout)
+	}
+	if ctx.Err() != nil && !errors.Is(err, ErrBanned) {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return fmt.Errorf("sync with %s: %w", c.p, err)
 }
 
 // client is the asking side of one session.
 type client struct {
-	n  *Network
-	p  peer.ID
-	rw *countingRW
-	st *SyncStats
+	n    *Network
+	p    peer.ID
+	s    network.Stream
+	stop func() bool // stops resetting s when the session's ctx ends
+	rw   *countingRW
+	st   *SyncStats
 	// requests sent so far
 	requests int
 	guard    *stallGuard
@@ -439,7 +551,7 @@ type client struct {
 // type; a protocol violation penalises the peer.
 func (c *client) roundTrip(req any, want byte) (any, error) {
 	if c.requests >= maxRequests {
-		return nil, errors.New("session request limit reached")
+		return nil, errSessionFull
 	}
 	c.requests++
 	c.guard.arm(c.n.cfg.tuning.idleTimeout)
@@ -454,7 +566,7 @@ func (c *client) roundTrip(req any, want byte) (any, error) {
 	}
 	if err == nil {
 		if e, ok := m.(*errorMsg); ok {
-			return nil, &SyncError{Code: e.code, Text: e.text}
+			return nil, &SyncError{Code: e.code, Text: e.text, RetryAfter: parseRetry(e.text)}
 		}
 		if body[0] != want {
 			err = fmt.Errorf("%w: answer of type %d to a request of type %d", ErrMalformed, body[0], want-1)
@@ -475,76 +587,102 @@ func (c *client) fault(err error) error {
 }
 
 func (c *client) run(ctx context.Context) error {
-	missing, err := c.reconcile(ctx)
+	missing, complete, err := c.reconcile(ctx, []prefix{{}})
 	if err != nil {
 		return err
 	}
-	return c.fetch(ctx, missing)
+	c.st.More = c.st.More || !complete
+	_, err = c.fetch(ctx, c.wanted(missing))
+	return err
 }
 
-// reconcile walks the prefix tree with the peer, descending only into
-// buckets whose summaries differ, and returns the IDs the peer holds that
-// the inventory lacks.
-func (c *client) reconcile(ctx context.Context) ([][idLen]byte, error) {
-	before := c.rw.n.Load()
-	defer func() { c.st.SummaryBytes += c.rw.n.Load() - before }()
-
-	var missing [][idLen]byte
-	queue := []prefix{{}}
-	visits := 0
-	for len(queue) > 0 && len(missing) < maxMissing {
+// reconcile walks the prefix tree with the peer from the buckets of
+// queue, descending only into buckets whose summaries differ, and returns
+// the IDs the peer holds that the inventory lacks; complete is false when
+// it stopped at maxMissing or maxQueue with buckets left unvisited.
+func (c *client) reconcile(ctx context.Context, queue []prefix) (missing [][idLen]byte, complete bool, err error) {
+	complete = true
+	for len(queue) > 0 {
+		if len(missing) >= maxMissing {
+			return missing, false, nil
+		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		batch := queue[:min(len(queue), maxItems)]
 		queue = queue[len(batch):]
-		req := &reconcileReq{items: make([]reconcileItem, len(batch))}
-		local := make([]bucketScan, len(batch))
-		for i, p := range batch {
-			sc, err := scanBucket(c.n.inv, p, 0, &visits, int(^uint(0)>>1))
-			if err != nil {
-				return nil, err
-			}
-			local[i] = sc
-			req.items[i] = reconcileItem{prefix: p, sum: sc.sum}
-		}
-		m, err := c.roundTrip(req, msgReconcileResp)
+		resp, local, err := c.ask(batch)
 		if err != nil {
-			return nil, err
-		}
-		c.st.Rounds++
-		c.st.Buckets += len(batch)
-		resp := m.(*reconcileResp)
-		if len(resp.answers) != len(batch) {
-			return nil, c.fault(fmt.Errorf("%w: %d answers to %d buckets", ErrMalformed, len(resp.answers), len(batch)))
+			return nil, false, err
 		}
 		for i, a := range resp.answers {
 			p := batch[i]
 			switch a.kind {
 			case answerIDs:
-				for _, id := range a.ids {
-					if !p.contains(&id) {
-						return nil, c.fault(fmt.Errorf("%w: id %x outside bucket %s", ErrMalformed, id[:4], p))
-					}
-				}
 				lack, err := c.lacking(p, a.ids)
 				if err != nil {
-					return nil, err
+					return nil, false, err
 				}
 				missing = append(missing, lack...)
 			case answerSplit:
-				if p.depth == maxDepth {
-					return nil, c.fault(fmt.Errorf("%w: split of a full-length id", ErrMalformed))
-				}
 				for ch, s := range a.children {
-					if s.count > 0 && s != local[i].children[ch] && len(queue) < maxQueue {
-						queue = append(queue, p.child(byte(ch)))
+					if s.count == 0 || s == local[i].children[ch] {
+						continue
 					}
+					if len(queue) >= maxQueue {
+						complete = false
+						continue
+					}
+					queue = append(queue, p.child(byte(ch)))
 				}
 			}
 		}
 	}
-	return missing, nil
+	return missing, complete, nil
+}
+
+// ask sends one reconcile request for batch, with this node's summaries,
+// and returns the checked answer and this node's scans of the buckets.
+func (c *client) ask(batch []prefix) (*reconcileResp, []bucketScan, error) {
+	req := &reconcileReq{items: make([]reconcileItem, len(batch))}
+	local := make([]bucketScan, len(batch))
+	visits := 0
+	for i, p := range batch {
+		sc, err := scanBucket(c.n.inv, p, 0, &visits, int(^uint(0)>>1))
+		if err != nil {
+			return nil, nil, err
+		}
+		local[i] = sc
+		req.items[i] = reconcileItem{prefix: p, sum: sc.sum}
+	}
+	before := c.rw.n.Load()
+	m, err := c.roundTrip(req, msgReconcileResp)
+	c.st.SummaryBytes += c.rw.n.Load() - before
+	if err != nil {
+		return nil, nil, err
+	}
+	c.st.Rounds++
+	c.st.Buckets += len(batch)
+	resp := m.(*reconcileResp)
+	if len(resp.answers) != len(batch) {
+		return nil, nil, c.fault(fmt.Errorf("%w: %d answers to %d buckets", ErrMalformed, len(resp.answers), len(batch)))
+	}
+	for i, a := range resp.answers {
+		p := batch[i]
+		switch a.kind {
+		case answerIDs:
+			for _, id := range a.ids {
+				if !p.contains(&id) {
+					return nil, nil, c.fault(fmt.Errorf("%w: id %x outside bucket %s", ErrMalformed, id[:4], p))
+				}
+			}
+		case answerSplit:
+			if p.depth == maxDepth {
+				return nil, nil, c.fault(fmt.Errorf("%w: split of a full-length id", ErrMalformed))
+			}
+		}
+	}
+	return resp, local, nil
 }
 
 // lacking returns the ids, all under p, that the inventory does not hold.
@@ -587,12 +725,10 @@ func (n *Network) relay(ctx context.Context, data []byte) {
 	}
 }
 
-// fetch asks the peer for the missing messages, a page at a time, and
-// gives each to the Handler.
-func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
-	before := c.rw.n.Load()
-	defer func() { c.st.FetchBytes += c.rw.n.Load() - before }()
-	c.st.Missing = len(missing)
+// wanted returns the missing IDs worth fetching: those the Handler did
+// not lately ignore. It counts both in the stats.
+func (c *client) wanted(missing [][idLen]byte) [][idLen]byte {
+	c.st.Missing += len(missing)
 	want := missing[:0]
 	for _, id := range missing {
 		if c.n.ignored.has(id) {
@@ -601,6 +737,16 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 		}
 		want = append(want, id)
 	}
+	return want
+}
+
+// fetch asks the peer for the wanted messages, a page at a time, and
+// gives each to the Handler. It returns the IDs it did not get to (all
+// of them fetched when err is nil), so that a later session can go on
+// from there.
+func (c *client) fetch(ctx context.Context, want [][idLen]byte) (left [][idLen]byte, err error) {
+	before := c.rw.n.Load()
+	defer func() { c.st.FetchBytes += c.rw.n.Load() - before }()
 	var accepted, ignored, rejected atomic.Int64
 	defer func() {
 		c.st.Accepted += int(accepted.Load())
@@ -609,12 +755,13 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(handlerWorkers)
+	want = slices.Clone(want)
 	for len(want) > 0 {
 		page := want[:min(len(want), maxGetIDs)]
 		m, err := c.roundTrip(&getReq{ids: page}, msgGetResp)
 		if err != nil {
 			_ = g.Wait()
-			return err
+			return want, err
 		}
 		resp := m.(*getResp)
 		if len(resp.items) == 0 {
@@ -626,11 +773,11 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 		for _, it := range resp.items {
 			if !slices.Contains(page, it.id) || got[it.id] {
 				_ = g.Wait()
-				return c.fault(fmt.Errorf("%w: unrequested or repeated message %x", ErrMalformed, it.id[:4]))
+				return want, c.fault(fmt.Errorf("%w: unrequested or repeated message %x", ErrMalformed, it.id[:4]))
 			}
 			if c.n.cfg.ContentID(it.data) != it.id {
 				_ = g.Wait()
-				return c.fault(fmt.Errorf("%w: message does not match its id %x", ErrMalformed, it.id[:4]))
+				return want, c.fault(fmt.Errorf("%w: message does not match its id %x", ErrMalformed, it.id[:4]))
 			}
 			got[it.id] = true
 		}
@@ -657,25 +804,26 @@ func (c *client) fetch(ctx context.Context, missing [][idLen]byte) error {
 		}
 		// Keep the page's undelivered IDs (the answer hit its size cap).
 		rest := want[len(page):]
-		want = want[:0]
+		kept := 0
 		for _, id := range page {
 			if !got[id] {
-				want = append(want, id)
+				page[kept] = id
+				kept++
 			}
 		}
-		want = append(want, rest...)
+		want = append(page[:kept], rest...)
 		if c.n.bans.has(c.p) {
 			_ = g.Wait()
-			return ErrBanned
+			return want, ErrBanned
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
 	if c.n.bans.has(c.p) {
-		return ErrBanned
+		return nil, ErrBanned
 	}
-	return nil
+	return nil, nil
 }
 
 // servingSlots bounds the sync sessions served at once, in total and per
@@ -768,18 +916,26 @@ func (s *servingSlots) release(x *session) {
 // Safe for concurrent use.
 type PeerBudget struct {
 	perMinute float64
+	burst     float64 // tokens a peer may hold: a new one starts with them
 	mu        sync.Mutex
 	m         map[peer.ID]*tokens
 }
 
 type tokens struct {
-	n  float64
-	at time.Time
+	n         float64
+	at        time.Time
+	notBefore time.Time // told to come back then (Refuse)
 }
 
 // NewPeerBudget returns a budget of perMinute tokens a minute per peer.
 func NewPeerBudget(perMinute int) *PeerBudget {
-	return &PeerBudget{perMinute: float64(perMinute), m: make(map[peer.ID]*tokens)}
+	return NewBurstBudget(int64(perMinute), int64(perMinute))
+}
+
+// NewBurstBudget returns a budget of perMinute tokens a minute per peer,
+// of which a peer may hold burst (a new peer starts with burst).
+func NewBurstBudget(perMinute, burst int64) *PeerBudget {
+	return &PeerBudget{perMinute: float64(perMinute), burst: float64(burst), m: make(map[peer.ID]*tokens)}
 }
 
 const maxBudgetPeers = 4096
@@ -790,32 +946,63 @@ func (b *PeerBudget) refill(p peer.ID, now time.Time) *tokens {
 	if t == nil {
 		if len(b.m) >= maxBudgetPeers {
 			for q, u := range b.m {
-				if u.n+b.perMinute*now.Sub(u.at).Minutes() >= b.perMinute {
+				if u.n+b.perMinute*now.Sub(u.at).Minutes() >= b.burst {
 					delete(b.m, q)
 				}
 			}
 		}
-		t = &tokens{n: b.perMinute, at: now}
+		t = &tokens{n: b.burst, at: now}
 		b.m[p] = t
 	}
-	t.n = min(b.perMinute, t.n+b.perMinute*max(0, now.Sub(t.at).Minutes()))
+	t.n = min(b.burst, t.n+b.perMinute*max(0, now.Sub(t.at).Minutes()))
 	t.at = now
 	return t
 }
 
 // Available returns p's whole tokens left at now.
-func (b *PeerBudget) Available(p peer.ID, now time.Time) int {
+func (b *PeerBudget) Available(p peer.ID, now time.Time) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return int(max(0, b.refill(p, now).n))
+	return int64(max(0, b.refill(p, now).n))
 }
 
 // Spend takes n tokens from p (its balance may go negative: it then
 // waits longer).
-func (b *PeerBudget) Spend(p peer.ID, n int, now time.Time) {
+func (b *PeerBudget) Spend(p peer.ID, n int64, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refill(p, now).n -= float64(n)
+}
+
+// gain returns the tokens a peer gains in d (none for d < 0).
+func (b *PeerBudget) gain(d time.Duration) int64 {
+	return int64(b.perMinute * max(0, d.Minutes()))
+}
+
+// Until returns how long from now until p holds n tokens (or the most it
+// may hold, if n is more), rounded up to a millisecond.
+func (b *PeerBudget) Until(p peer.ID, n int64, now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lack := min(float64(n), b.burst) - b.refill(p, now).n
+	switch {
+	case lack <= 0:
+		return 0
+	case b.perMinute <= 0:
+		return maxRetryAfter
+	}
+	return (time.Duration(lack/b.perMinute*float64(time.Minute)) + time.Millisecond).Truncate(time.Millisecond)
+}
+
+// Refuse records that p was told at now to wait for wait, and reports
+// whether p came back before an earlier such time was up.
+func (b *PeerBudget) Refuse(p peer.ID, wait time.Duration, now time.Time) (early bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.refill(p, now)
+	early = now.Before(t.notBefore)
+	t.notBefore = now.Add(wait)
+	return early
 }
 
 // Draw spends one token of p's and returns the balance left: negative
@@ -829,11 +1016,20 @@ func (b *PeerBudget) Draw(p peer.ID, now time.Time) float64 {
 	return t.n
 }
 
-// Sync work units (the PeerBudget of Network.work).
+// Sync work (the PeerBudget of Network.work) is counted in bytes of
+// what serving costs: each ID a reconcile ranges over counts rangeCost
+// (a key read from the store and hashed twice), each ID a Get looks up
+// lookupCost (a point read) plus the bytes of the message served. A peer
+// may take workBurst at once, enough for an honest catch-up of a store
+// of about 700,000 documents of 1.5 KB, then workPerMinute.
 const (
-	workPerMinute  = 2 << 20 // IDs ranged over, and getCost per ID in a Get
-	minSessionWork = 4096    // a session is not started with less
-	getCost        = 16
+	rangeCost      = 64
+	lookupCost     = 512
+	workPerMinute  = 256 << 20
+	workBurst      = 1 << 30
+	minSessionWork = 1 << 20  // a session is not started with less
+	resumeWork     = 64 << 20 // a refused asker is told to wait until it has this
+	maxRetryAfter  = 10 * time.Minute
 )
 
 // idCache remembers IDs the Handler ignored, so periodic sync does not

@@ -46,6 +46,9 @@ type DaemonOptions struct {
 	// MaxUntrusted bounds the documents from the network kept while their
 	// signers are untrusted; 0 is store.MaxUntrusted.
 	MaxUntrusted int
+	// SyncWorkPerMinute and SyncWorkBurst bound what sync sessions make
+	// this node do for one peer (gossip.Config); 0 takes the defaults.
+	SyncWorkPerMinute, SyncWorkBurst int64
 }
 
 // Daemon is a running node: the store, gossip and sync with peers, and
@@ -126,6 +129,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
 	g.SyncDone = d.metrics.syncDone
+	g.SyncWorkPerMinute, g.SyncWorkBurst = d.opts.SyncWorkPerMinute, d.opts.SyncWorkBurst
 	g.Listen = nil
 	if d.opts.LightClient {
 		g.NoListen, g.MDNS, g.DHT, g.SyncInterval = true, false, false, -1
@@ -325,23 +329,56 @@ func (d *Daemon) reclaim(ctx context.Context) error {
 	}
 }
 
-// SyncWith runs one catch-up sync with each peer, without Run: the light
-// client of rbnode sync --peer. Everything fetched is verified as gossip is.
+// SyncWith catches up with the peers, without Run: the light client of
+// rbnode sync --peer. Everything fetched is verified as gossip is. It
+// fetches from all of them at once, each part of the ID space from one
+// (gossip.CatchUp, which resumes after a peer's budget refusal); with
+// more than one peer it then syncs once more with each, so that what
+// only one of them holds arrives too. It returns one SyncStats per peer.
 func (d *Daemon) SyncWith(ctx context.Context, peers []peer.AddrInfo) ([]gossip.SyncStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	go func() { d.writer(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	var out []gossip.SyncStats
-	for _, p := range peers {
+	out, err := d.net.CatchUp(ctx, peers)
+	if err != nil || len(peers) == 1 {
+		return out, err
+	}
+	// What the catch-up fetched must be in the store before the
+	// summaries are compared again, or it would be fetched twice.
+	if err := d.store(ctx, nil, true); err != nil {
+		return out, err
+	}
+	for i, p := range peers {
 		st, err := d.net.SyncWith(ctx, p)
-		out = append(out, st)
+		out[i] = addStats(out[i], st)
 		if err != nil {
+			out[i].Err = err
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// addStats adds a session's figures to a peer's.
+func addStats(a, b gossip.SyncStats) gossip.SyncStats {
+	a.Rounds += b.Rounds
+	a.Buckets += b.Buckets
+	a.SummaryBytes += b.SummaryBytes
+	a.FetchBytes += b.FetchBytes
+	a.Missing += b.Missing
+	a.Skipped += b.Skipped
+	a.Fetched += b.Fetched
+	a.Accepted += b.Accepted
+	a.Ignored += b.Ignored
+	a.Rejected += b.Rejected
+	a.Duration += b.Duration
+	a.Sessions += b.Sessions
+	a.Refused += b.Refused
+	a.Waited += b.Waited
+	a.More = a.More || b.More
+	return a
 }
 
 // Close stops the network. It is safe to call more than once; the node
@@ -377,6 +414,9 @@ func (d *Daemon) writer(ctx context.Context) error {
 		}
 		var err error
 		for _, r := range waiting {
+			if r.entry == nil {
+				continue // a barrier (drain)
+			}
 			if err = batch.Put(r.entry); err != nil {
 				break
 			}
@@ -387,14 +427,20 @@ func (d *Daemon) writer(ctx context.Context) error {
 		if err != nil {
 			d.log.Error().Err(err).Int("documents", len(waiting)).Msg("store documents")
 		} else if len(waiting) > 0 {
-			d.metrics.stored.WithLabelValues("network").Add(float64(len(waiting)))
+			n := 0
+			for _, r := range waiting {
+				if r.entry != nil {
+					n++
+				}
+			}
+			d.metrics.stored.WithLabelValues("network").Add(float64(n))
 			d.changed()
 		}
 		for _, r := range waiting {
 			if r.done != nil {
 				r.done <- err
 			}
-			if err == nil && d.opts.Stored != nil {
+			if err == nil && d.opts.Stored != nil && r.entry != nil {
 				d.opts.Stored(r.entry.Record.ID)
 			}
 		}

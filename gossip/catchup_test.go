@@ -1,0 +1,139 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// withBudget gives a node's sync server a small work budget, no pacing
+// and a short retry-after, so that tests reach the budget quickly.
+func withBudget(perMinute, burst, resume int64) nodeOpt {
+	return func(c *Config, _ *testHandler) {
+		c.SyncWorkPerMinute, c.SyncWorkBurst = perMinute, burst
+		c.tuning.pace, c.tuning.resumeWork = -1, resume
+	}
+}
+
+// TestCatchUpSplitsAcrossPeers: an empty node catching up from four
+// peers that hold the same 6,000 messages fetches each message once,
+// from more than one of them, and asks the handler once per message.
+func TestCatchUpSplitsAcrossPeers(t *testing.T) {
+	const items = 6000
+	var srvs []peer.AddrInfo
+	for range 4 {
+		s := newStore()
+		fill(s, 0, items, 200)
+		srvs = append(srvs, newNode(t, nil, s).addrInfo())
+	}
+	cli := newNode(t, nil, nil)
+	stats, err := cli.CatchUp(context.Background(), srvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched, serving := 0, 0
+	for _, st := range stats {
+		t.Logf("%s: %d sessions, %d fetched, %d rounds", st.Peer.ShortString(), st.Sessions, st.Fetched, st.Rounds)
+		fetched += st.Fetched
+		if st.Fetched > 0 {
+			serving++
+		}
+	}
+	if cli.store.len() != items || fetched != items || int(cli.h.calls.Load()) != items {
+		t.Fatalf("holds %d, fetched %d, handler called %d times; want %d each", cli.store.len(), fetched, cli.h.calls.Load(), items)
+	}
+	if serving < 2 {
+		t.Errorf("only %d of 4 peers served: the work was not split", serving)
+	}
+	// Nothing left: a catch-up with the same peers fetches nothing.
+	stats, err = cli.CatchUp(context.Background(), srvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stats {
+		if st.Fetched != 0 || st.Missing != 0 {
+			t.Errorf("second catch-up: %+v", st)
+		}
+	}
+}
+
+// TestCatchUpResumesAfterRefusal: a peer whose budget for this node runs
+// out refuses it mid-catch-up; the node waits the retry-after the peer
+// named and goes on where it stopped: every message is fetched once, the
+// missing IDs are found once, and the honest asker is not penalised.
+func TestCatchUpResumesAfterRefusal(t *testing.T) {
+	const items, size = 120, 1000
+	s := newStore()
+	fill(s, 0, items, size)
+	// 60 KB at once, then 120 KB a second; told to come back for 50 KB.
+	srv := newNode(t, nil, s, withBudget(120<<10*60, 60<<10, 50<<10))
+	cli := newNode(t, nil, nil)
+	stats, err := cli.CatchUp(context.Background(), []peer.AddrInfo{srv.addrInfo()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stats[0]
+	t.Logf("%+v", st)
+	if st.Refused < 2 || st.Sessions < 3 {
+		t.Errorf("refused %d times in %d sessions; the budget should have refused at least twice", st.Refused, st.Sessions)
+	}
+	if cli.store.len() != items || st.Fetched != items || int(cli.h.calls.Load()) != items {
+		t.Errorf("holds %d, fetched %d, handler called %d times; want %d each", cli.store.len(), st.Fetched, cli.h.calls.Load(), items)
+	}
+	if st.Missing != items {
+		t.Errorf("found %d missing over the sessions, want %d: a resumed session reconciled again", st.Missing, items)
+	}
+	if p := srv.Penalty(cli.ID()); p != 0 {
+		t.Errorf("the server penalised the honest asker: %v", p)
+	}
+}
+
+// TestSyncBudgetAbuse: a peer that comes back for more before the
+// retry-after it was given is refused each time, penalised, and banned;
+// the server then refuses it at once.
+func TestSyncBudgetAbuse(t *testing.T) {
+	s := newStore()
+	fill(s, 0, 200, 1000)
+	srv := newNode(t, nil, s, withBudget(1<<10, 100<<10, 50<<10)) // about nothing a minute
+	abuser := newNode(t, nil, nil)
+	refused := 0
+	for try := 0; try < 20 && !srv.Banned(abuser.ID()); try++ {
+		abuser.store.forget() // ask for everything again
+		_, err := abuser.SyncWith(context.Background(), srv.addrInfo())
+		var se *SyncError
+		if errors.As(err, &se) && se.Code == errCodeLimit {
+			refused++
+			if se.RetryAfter <= 0 {
+				t.Fatalf("refusal without a retry-after: %q", se.Text)
+			}
+		}
+	}
+	if refused == 0 || !srv.Banned(abuser.ID()) {
+		t.Fatalf("refused %d times, banned %v, penalty %v", refused, srv.Banned(abuser.ID()), srv.Penalty(abuser.ID()))
+	}
+	if _, err := abuser.SyncWith(context.Background(), srv.addrInfo()); err == nil {
+		t.Fatal("a banned abuser was served")
+	}
+	t.Logf("refused %d times, then banned", refused)
+}
+
+func TestParseRetry(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want time.Duration
+	}{
+		{retryText(1500 * time.Millisecond), 1500 * time.Millisecond},
+		{retryText(0), 0},
+		{"work budget exhausted", 0},
+		{"retry after -5 ms", 0},
+		{"retry after 99999999999 ms", maxRetryAfter},
+		{"retry after x ms", 0},
+	} {
+		if got := parseRetry(tc.text); got != tc.want {
+			t.Errorf("parseRetry(%q) = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}
