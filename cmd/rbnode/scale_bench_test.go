@@ -143,7 +143,7 @@ func writeSignedTree(tb testing.TB, root string, n, builders int) []*attest.Secr
 
 // startDaemons starts a daemon on each home and returns their loopback
 // addresses; they are stopped at the end of the benchmark.
-func startDaemons(b *testing.B, homes []string) []string {
+func startDaemons(b testing.TB, homes []string) []string {
 	b.Helper()
 	var addrs []string
 	for _, h := range homes {
@@ -186,14 +186,14 @@ func syncEmpty(b *testing.B, keys, addrs []string, want int) catchUpRun {
 	r.rssKB = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 	var rep struct {
 		Peers []struct {
-			Accepted int `json:"accepted"`
+			Stored int `json:"stored"`
 		} `json:"peers"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		b.Fatalf("sync --json: %v\n%s", err, out)
 	}
 	for _, p := range rep.Peers {
-		r.stored += p.Accepted
+		r.stored += p.Stored
 	}
 	if r.stored != want {
 		b.Fatalf("the empty node stored %d documents, want %d:\n%s\n%s", r.stored, want, out, stderr.String())
