@@ -26,6 +26,11 @@ const DefaultPort = 4731
 // envelope); it matches attest.MaxEnvelopeSize.
 const DefaultMaxMessageSize = 512 << 10
 
+// DefaultQueueShare is Config.QueueShare's default: four thousand
+// documents of 16 KiB, more than an honest peer relaying a whole guix.sigs
+// tree has in flight (its outbound queue holds 4096 messages).
+const DefaultQueueShare = 64 << 20
+
 // MaxMessageSizeLimit is the largest Config.MaxMessageSize accepted: a sync
 // frame must hold one message plus a full page of others.
 const MaxMessageSizeLimit = 2 << 20
@@ -87,6 +92,11 @@ type Config struct {
 	// MaxMessageSize caps a message, checked before the Handler sees it;
 	// default DefaultMaxMessageSize, at most MaxMessageSizeLimit.
 	MaxMessageSize int
+
+	// QueueShare caps the bytes of one peer's messages waiting for
+	// validation at once: an RPC over it is refused and scores the peer
+	// down. Default DefaultQueueShare, at least MaxMessageSize.
+	QueueShare int
 
 	// MaxPeers is the connection manager's high water mark; it trims to
 	// three quarters of it. Default DefaultMaxPeers.
@@ -207,6 +217,9 @@ func (c *Config) fill() {
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if c.QueueShare == 0 {
+		c.QueueShare = max(DefaultQueueShare, c.MaxMessageSize)
+	}
 	if c.MaxPeers == 0 {
 		c.MaxPeers = DefaultMaxPeers
 	}
@@ -231,6 +244,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: network name %q: want 1 to 32 of a-z, 0-9 and '-'", ErrConfig, c.Network)
 	case c.MaxMessageSize < 0 || c.MaxMessageSize > MaxMessageSizeLimit:
 		return fmt.Errorf("%w: max message size %d: want 1 to %d", ErrConfig, c.MaxMessageSize, MaxMessageSizeLimit)
+	case c.QueueShare < c.MaxMessageSize:
+		return fmt.Errorf("%w: queue share %d: want at least the max message size %d", ErrConfig, c.QueueShare, c.MaxMessageSize)
 	case c.MaxPeers < 4:
 		return fmt.Errorf("%w: max peers %d: want at least 4", ErrConfig, c.MaxPeers)
 	case c.SyncWorkPerMinute < 0 || c.SyncWorkBurst < 0:

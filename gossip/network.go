@@ -121,6 +121,10 @@ type Network struct {
 	ready   chan struct{} // closed once Run has joined the topic
 	serving servingSlots
 	work    *PeerBudget
+	// waiting bounds what each peer has queued for validation; overQ
+	// carries the peers it refused to the penalty loop.
+	waiting *waiting
+	overQ   chan peer.ID
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
 
@@ -172,7 +176,14 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		resync:    make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		work:      NewBurstBudget(cfg.SyncWorkPerMinute, cfg.SyncWorkBurst),
+		overQ:     make(chan peer.ID, 64),
 	}
+	n.waiting = newWaiting(n.topicName, cfg.QueueShare, func(p peer.ID) {
+		select {
+		case n.overQ <- p:
+		default: // penalties already pending
+		}
+	})
 	opts, err := n.hostOptions()
 	if err != nil {
 		return nil, err
@@ -320,6 +331,17 @@ func (n *Network) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return n.managePeers(gctx, scores, found, syncReq) })
 	g.Go(func() error { return n.scheduleSync(gctx, syncReq) })
+	g.Go(func() error {
+		// Penalties for flooding the validation queue, off pubsub's loop.
+		for {
+			select {
+			case p := <-n.overQ:
+				n.penalise(p, penaltyExcess, "over its share of the validation queue")
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
 	for _, b := range n.cfg.Bootstrap {
 		select {
 		case found <- b:
@@ -472,6 +494,8 @@ func (n *Network) pubsubOptions(scores chan map[peer.ID]float64) []pubsub.Option
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(inspect), n.cfg.tuning.scoreInspect),
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
+		pubsub.WithAppSpecificRpcInspector(n.waiting.inspect),
+		pubsub.WithRawTracer(n.waiting),
 		pubsub.WithLogger(slog.New(zerolog.NewSlogHandler(n.log.With().Str("subsystem", "pubsub").Logger()))),
 	}
 	if n.cfg.tuning.tracer != nil {
@@ -623,3 +647,7 @@ func (n *Network) Peers() []PeerInfo {
 func (n *Network) KnownPeers() []peer.AddrInfo {
 	return n.book.known(func(p peer.ID) bool { return p == n.host.ID() || n.bans.has(p) })
 }
+
+// Queued is how many bytes of peers' messages wait for validation now, and
+// the most that ever waited at once. Each peer's share is bounded.
+func (n *Network) Queued() (now, peak int) { return n.waiting.stats() }
