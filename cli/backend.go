@@ -27,6 +27,7 @@ type backend interface {
 	Keys(ctx context.Context) ([]node.KeyInfo, error)
 	AddBuild(ctx context.Context, r *builder.Record) error
 	Builds(ctx context.Context) ([]builder.Record, error)
+	Request(ctx context.Context, req node.RequestOptions) (*node.RequestSummary, error)
 }
 
 var (
@@ -73,6 +74,11 @@ func (l local) Keys(context.Context) ([]node.KeyInfo, error) { return l.n.Keys()
 func (l local) AddBuild(_ context.Context, r *builder.Record) error { return l.n.AddBuild(r) }
 
 func (l local) Builds(context.Context) ([]builder.Record, error) { return l.n.Builds() }
+
+func (l local) Request(ctx context.Context, req node.RequestOptions) (*node.RequestSummary, error) {
+	sum, _, err := l.n.Request(ctx, req)
+	return sum, err
+}
 
 // withBackend runs fn against the daemon if one answers on the home's
 // socket, else against the store opened directly (read-only when

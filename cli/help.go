@@ -28,6 +28,7 @@ var examples = map[string][]string{
 	"import":           {"rbnode import path/to/guix.sigs", "rbnode import --version 0.0.9 --signer alice SHA256SUMS"},
 	"sign":             {"rbnode sign attestation.json"},
 	"status":           {"rbnode status", "rbnode status 0.0.9 --quorum 3", "rbnode status 0.0.9 --quorum 3 --json > verdict.json"},
+	"request":          {"rbnode request 0.2.0 --commit \"$(git rev-parse HEAD)\"", "rbnode request 0.2.0 --commit \"$(git rev-parse rc2)\" --note rc2"},
 	"verify":           {"rbnode verify cuprated-0.0.9-x86_64-linux-gnu.tar.gz", "rbnode verify --version 0.0.9 downloads/*"},
 	"daemon":           {"rbnode daemon", "rbnode daemon --bootstrap /ip4/192.0.2.7/tcp/4731/p2p/12D3KooW..."},
 	"sync":             {"rbnode sync --peer /ip4/192.0.2.7/tcp/4731/p2p/12D3KooW...", "rbnode sync --json"},

@@ -2,8 +2,10 @@ package cli_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -39,11 +41,19 @@ func TestJSONDocExamples(t *testing.T) {
 	}
 
 	home := guixSigsHome(t, "fanquake", "achow101", "hebasto", "TheCharlatan", "guggero")
+	// A release manager's home: its own request for 0.2.0, superseded by
+	// a second one, with a guix.sigs builder trusted (and silent).
+	rm := guixSigsHome(t, "fanquake")
+	run(t, rm, "key", "generate", "--name", "rm")
+	run(t, rm, "request", "0.2.0", "--commit", strings.Repeat("01", 20))
 	real := map[string][]string{
 		"Errors":                         {"status", "9.9", "--json"},
 		"`rbnode status VERSION --json`": {"status", "26.0rc1", "--json"},
+		"The `request` object of `rbnode status VERSION --json`": {"--home", rm, "status", "0.2.0", "--json"},
+		"`rbnode request VERSION --json`":                        {"--home", rm, "request", "0.2.0", "--commit", strings.Repeat("02", 20), "--note", "rc2", "--json"},
 	}
-	for section, args := range real {
+	for _, section := range slices.Sorted(maps.Keys(real)) {
+		args := real[section]
 		ex, ok := examples[section]
 		if !ok {
 			t.Errorf("docs/json.md has no example under %q", section)
@@ -71,6 +81,7 @@ func TestJSONDocExamples(t *testing.T) {
 // attestations) does not have.
 var conditional = map[string]bool{
 	".artifacts[].hashes[].environment": true, // attestations only
+	".request.answers[].failure":        true, // failed answers only
 }
 
 // missingKeys lists the object keys of doc that got lacks, by path.

@@ -43,6 +43,8 @@ func TestJSONStyle(t *testing.T) {
 		{[]string{"peers"}, cli.ExitOK, sb.daemonHome},
 		{[]string{"publish", "path/to/guix.sigs/29.2"}, cli.ExitOK, sb.daemonHome},
 		{[]string{"sync", "--peer", sb.at["@daemon"]}, cli.ExitOK, sb.fresh(t)},
+		{[]string{"request", "0.2.0", "--commit", strings.Repeat("ab", 20), "--note", "rc1"}, cli.ExitOK, home},
+		{[]string{"status", "0.2.0"}, cli.ExitInconclusive, home},
 	} {
 		name := strings.Join(c.args, " ")
 		t.Run(name, func(t *testing.T) {

@@ -261,6 +261,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 			importCommand(),
 			signCommand(),
 			statusCommand(),
+			requestCommand(),
 			verifyCommand(),
 			daemonCommand(),
 			syncCommand(),

@@ -145,8 +145,20 @@ func pendingLine(r *attest.Report) string {
 			short++
 		}
 	}
-	return fmt.Sprintf("%s %s: %d of %d artifacts lack a quorum of %d (%d of %d trusted builders attested)",
+	line := fmt.Sprintf("%s %s: %d of %d artifacts lack a quorum of %d (%d of %d trusted builders attested)",
 		r.Project, r.Version, short, len(r.Artifacts), r.Quorum, len(r.Builders), r.TrustedCount)
+	if rr := r.Request; rr != nil {
+		count := map[string]int{}
+		for _, a := range rr.Answers {
+			count[a.State]++
+		}
+		line += fmt.Sprintf("; request %s: %d attested, %d failed, %d silent", rr.Document[:12],
+			count[attest.AnswerAttested], count[attest.AnswerFailed], count[attest.AnswerSilent])
+		if n := count[attest.AnswerDifferentCommit]; n > 0 {
+			line += fmt.Sprintf(", %d built another commit", n)
+		}
+	}
+	return line
 }
 
 // releaseList prints every release, oldest version first within each
@@ -253,6 +265,9 @@ func printReport(out io.Writer, r *attest.Report, wide bool) {
 	}
 	fmt.Fprintf(w, "%s %s: %s (quorum %d, %d builder%s attested, %d trusted)\n", r.Project, r.Version, strings.ToUpper(string(r.Verdict)),
 		r.Quorum, len(r.Builders), plural(len(r.Builders)), r.TrustedCount)
+	if r.Request != nil {
+		printRequestReport(w, r.Request, wide)
+	}
 	if len(r.Excluded) > 0 {
 		fmt.Fprintf(w, "judged on %d artifact%s; left out (--artifacts, --exclude): %d\n", len(r.Artifacts), plural(len(r.Artifacts)), len(r.Excluded))
 	}
@@ -309,11 +324,7 @@ func printReport(out io.Writer, r *attest.Report, wide bool) {
 	if len(r.Untrusted) > 0 {
 		fmt.Fprintf(w, "\nuntrusted (%d, not counted):\n", len(r.Untrusted))
 		for _, d := range r.Untrusted {
-			fp := d.Fingerprint
-			if !wide {
-				fp = fp[max(len(fp)-16, 0):] // the long key id
-			}
-			fmt.Fprintf(w, "  %s/%s: key %s\n", d.Signer, d.File, fp)
+			fmt.Fprintf(w, "  %s/%s: key %s\n", d.Signer, d.File, shortFP(d.Fingerprint, wide))
 		}
 	}
 	if len(r.Rejected) > 0 {

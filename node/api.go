@@ -250,6 +250,17 @@ func (d *Daemon) apiHandler() http.Handler {
 		sum, err := d.Publish(r.Context(), req.Path, ImportOptions{Version: req.Version, Signer: req.Signer})
 		reply(w, sum, err)
 	})
+	mux.HandleFunc("POST /v1/request", func(w http.ResponseWriter, r *http.Request) {
+		var req RequestOptions
+		if !decode(w, r, &req) {
+			return
+		}
+		sum, err := d.Request(r.Context(), req)
+		if err == nil {
+			d.log.Info().Str("version", sum.Version).Str("commit", sum.GitCommit).Int("published", sum.Published).Msg("build requested")
+		}
+		reply(w, sum, err)
+	})
 	mux.HandleFunc("GET /v1/builds", func(w http.ResponseWriter, r *http.Request) {
 		list, err := n.Builds()
 		reply(w, list, err)
@@ -383,6 +394,15 @@ func (d *Daemon) Publish(ctx context.Context, path string, opts ImportOptions) (
 	if err != nil {
 		return out, err
 	}
+	pub, err := d.publishIDs(ctx, ids)
+	out.Published, out.Withheld = pub.Published, pub.Withheld
+	return out, err
+}
+
+// publishIDs gossips the stored documents ids whose signer this node
+// trusts; the others are withheld.
+func (d *Daemon) publishIDs(ctx context.Context, ids []attest.ID) (PublishSummary, error) {
+	var out PublishSummary
 	if len(ids) > 0 {
 		select { // a daemon just started may not have joined the topic yet
 		case <-d.net.Ready():

@@ -185,6 +185,15 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return out, err
 }
 
+// Request asks the daemon to sign, store and gossip a build request.
+func (c *Client) Request(ctx context.Context, req RequestOptions) (*RequestSummary, error) {
+	var out RequestSummary
+	if err := c.call(ctx, "POST", "/v1/request", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // AddBuild stores a build record in the daemon's store.
 func (c *Client) AddBuild(ctx context.Context, r *builder.Record) error {
 	return c.call(ctx, "POST", "/v1/builds", r, &struct{}{})

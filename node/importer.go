@@ -268,6 +268,10 @@ type importResult struct {
 // docKind tells whether a file name is a signed document rbnode reads.
 func docKind(name string) (attest.Kind, bool) {
 	switch {
+	case name == attest.RequestName:
+		return attest.KindRequest, true
+	case name == attest.FailureName:
+		return attest.KindBuildFailure, true
 	case strings.HasSuffix(name, "SHA256SUMS"):
 		return attest.KindManifest, true
 	case strings.HasSuffix(name, ".json"):
@@ -323,7 +327,7 @@ func walkTree(ctx context.Context, root string, jobs chan<- importJob) error {
 			}
 			return send(j)
 		}
-		if kind, ok := docKind(name); ok && (kind == attest.KindManifest || name == "attestation.json") {
+		if kind, ok := docKind(name); ok && (kind != attest.KindAttestation || name == "attestation.json") {
 			if _, err := os.Lstat(p + ".asc"); err != nil {
 				j := importJob{doc: p, kind: kind, rej: &store.Rejection{Reason: "missing_signature", Detail: "no " + name + ".asc beside it"}}
 				j.signer, j.version = contextOf(p)

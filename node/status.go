@@ -106,16 +106,9 @@ func (n *Node) status(project, version string, quorum int, ts attest.TrustSet) (
 	if err != nil {
 		return nil, fmt.Errorf("read release %s %s: %w", project, version, err)
 	}
-	claims := make([]attest.Claim, 0, len(docs))
-	for _, d := range docs {
-		st, err := d.Record.Document().Statement()
-		if err != nil {
-			return nil, fmt.Errorf("re-read stored document %s: %w", d.Record.ID.Short(), err)
-		}
-		claims = append(claims, attest.Claim{
-			Doc: d.Record.ID, Signer: d.Record.Signer, File: d.Record.Name,
-			Statement: *st, Verification: d.Meta.Verification,
-		})
+	claims, err := storedClaims(docs)
+	if err != nil {
+		return nil, err
 	}
 	r := attest.Tally(project, version, claims, ts, n.quorum(quorum))
 	rejs, err := n.store.Rejections(project, version)
