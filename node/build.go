@@ -285,10 +285,12 @@ func (d *Daemon) autoBuildOnce(ctx context.Context) error {
 			continue
 		}
 		d.log.Info().Str("version", v).Msg("building a new release")
+		d.buildMu.Lock() // one build at a time, requests included
 		res, err := RunBuild(ctx, d.n.cfg.Home, BuildRequest{
 			Repo: c.Repo, Version: v, TagPattern: c.TagPattern, Pipeline: c.Pipeline, Project: c.Project,
 			BuilderID: c.BuilderID, Heartbeat: d.logHeartbeat,
 		}, d.n.now)
+		d.buildMu.Unlock()
 		if ctx.Err() != nil {
 			return nil // interrupted: not recorded, built again next time
 		}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,6 +152,29 @@ type AutoBuildConfig struct {
 	// BuilderID is the builder_id written into attestations; default the
 	// builder key's name.
 	BuilderID string `toml:"builder_id"`
+	// RequestsFrom lists the fingerprints whose signed build requests
+	// (rbnode request) the daemon builds, once each, from Repo at the
+	// requested commit (fetched from Remote): no tag needed.
+	RequestsFrom []string `toml:"requests_from"`
+	// QueueLimit bounds the requests waiting for their build; more are
+	// logged and dropped.
+	QueueLimit int `toml:"queue_limit"`
+}
+
+// DefaultQueueLimit is auto_build.queue_limit's default.
+const DefaultQueueLimit = 16
+
+// equal reports whether two [auto_build] tables are the same.
+func (a AutoBuildConfig) equal(b AutoBuildConfig) bool {
+	x, y := a, b
+	x.RequestsFrom, y.RequestsFrom = nil, nil
+	return reflect.DeepEqual(x, y) && slices.Equal(a.RequestsFrom, b.RequestsFrom)
+}
+
+// listsRequester reports whether requests signed by fingerprint fp are
+// built.
+func (a AutoBuildConfig) listsRequester(fp string) bool {
+	return a.Enabled && slices.ContainsFunc(a.RequestsFrom, func(l string) bool { return strings.EqualFold(l, fp) })
 }
 
 // Duration is a time.Duration written as "5m" or "90s" in the config file.
@@ -176,7 +201,7 @@ func DefaultConfig() Config {
 		MDNS: true, DHT: true, SyncInterval: Duration{5 * time.Minute},
 		MaxDocumentSize: DefaultMaxDocumentSize, DiskReserve: DefaultDiskReserve, UntrustedPerMinute: DefaultUntrustedPerMinute,
 		MaxUntrusted: store.MaxUntrusted, MaxUntrustedBytes: store.MaxUntrustedBytes,
-		AutoBuild: AutoBuildConfig{Remote: "origin", FetchInterval: Duration{10 * time.Minute}, TagPattern: "cuprated-{version}"},
+		AutoBuild: AutoBuildConfig{Remote: "origin", FetchInterval: Duration{10 * time.Minute}, TagPattern: "cuprated-{version}", QueueLimit: DefaultQueueLimit},
 	}
 }
 
@@ -238,6 +263,14 @@ func (c *Config) Validate() error {
 		if !strings.Contains(a.TagPattern, "{version}") {
 			return fmt.Errorf("auto_build.tag_pattern %q has no {version}", a.TagPattern)
 		}
+	}
+	for _, fp := range c.AutoBuild.RequestsFrom {
+		if len(fp) != 40 || !isHex(fp) {
+			return fmt.Errorf("auto_build.requests_from: %q is not a key fingerprint (40 hex digits, as `rbnode trust list --wide` shows)", fp)
+		}
+	}
+	if c.AutoBuild.QueueLimit < 1 || c.AutoBuild.QueueLimit > 10000 {
+		return fmt.Errorf("auto_build.queue_limit %d is out of range (1 to 10000)", c.AutoBuild.QueueLimit)
 	}
 	switch c.LogFormat {
 	case "console", "json":

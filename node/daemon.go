@@ -68,6 +68,11 @@ type Daemon struct {
 	// refusal is logged when it starts and when it ends, not per message.
 	diskLow atomic.Bool
 
+	// requests queues the build requests to answer (nil unless
+	// auto_build lists requesters); buildMu makes builds one at a time.
+	requests *requestQueue
+	buildMu  sync.Mutex
+
 	metrics *metrics
 	gen     atomic.Uint64 // moves when the store or the trust set changes
 	netUp   atomic.Bool   // gossip is running
@@ -98,6 +103,9 @@ func NewDaemon(n *Node, opts DaemonOptions) (*Daemon, error) {
 		ingest: make(chan ingestReq, 256),
 		keys:   keyCache{m: map[[32]byte]*attest.Key{}},
 		budget: gossip.NewPeerBudget(n.cfg.UntrustedPerMinute),
+	}
+	if a := n.cfg.AutoBuild; a.Enabled && len(a.RequestsFrom) > 0 {
+		d.requests = newRequestQueue(max(a.QueueLimit, 1))
 	}
 	d.metrics = newMetrics(d)
 	if err := d.reloadTrust(); err != nil {
@@ -278,6 +286,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.n.cfg.AutoBuild.Enabled {
 		g.Go(func() error { return d.autoBuild(ctx) })
+	}
+	if d.requests != nil {
+		g.Go(func() error { return d.requestBuilds(ctx) })
 	}
 	d.log.Info().Str("peer_id", d.net.ID().String()).Str("network", d.n.cfg.Network).Msg("daemon running")
 	err := g.Wait()
@@ -680,8 +691,11 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		added, err := d.n.store.PutUntrusted(e, limit, d.trusts)
 		if err != nil {
 			d.log.Warn().Err(err).Msg("store untrusted document")
-		} else if added && d.opts.Stored != nil {
-			d.opts.Stored(p.ID)
+		} else if added {
+			if d.opts.Stored != nil {
+				d.opts.Stored(p.ID)
+			}
+			d.offerRequest(p.ID, &p.Statement, v)
 		}
 		return gossip.Ignore, reasonQuarantined, ""
 	}
@@ -689,6 +703,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		d.log.Warn().Err(err).Msg("store document")
 		return gossip.Ignore, "", ""
 	}
+	d.offerRequest(p.ID, &p.Statement, v)
 	if !v.OK() {
 		// Kept as evidence (status lists it, sync serves it) but voided by
 		// its key: not relayed.

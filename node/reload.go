@@ -48,7 +48,7 @@ func (n *Node) Reload(cfg Config) (applied, restart []string, err error) {
 		{"dht", cfg.DHT == c.DHT},
 		{"sync_interval", cfg.SyncInterval == c.SyncInterval},
 		{"http", cfg.HTTP == c.HTTP},
-		{"auto_build", cfg.AutoBuild == c.AutoBuild},
+		{"auto_build", cfg.AutoBuild.equal(c.AutoBuild)},
 	} {
 		if !k.same {
 			restart = append(restart, k.name)

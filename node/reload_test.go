@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +40,28 @@ func TestReloadBootstrapAndQuorum(t *testing.T) {
 	}
 	if r, _ := b.n.Status("", "0.0.9", 0); r == nil || r.Quorum != 1 {
 		t.Errorf("a rejected reload changed the quorum: %+v", r)
+	}
+}
+
+// TestReloadRequestsFrom: requests_from and queue_limit are [auto_build]
+// keys: a change is named as needing a restart, a bad fingerprint or
+// limit is refused.
+func TestReloadRequestsFrom(t *testing.T) {
+	n := openTestNode(t)
+	cfg := n.Config()
+	cfg.AutoBuild.RequestsFrom = []string{strings.Repeat("AB", 20)}
+	_, restart, err := n.Reload(cfg)
+	if err != nil || !slices.Equal(restart, []string{"auto_build"}) {
+		t.Errorf("restart %v, err %v: want auto_build named", restart, err)
+	}
+	for name, ab := range map[string]AutoBuildConfig{
+		"short fingerprint": {RequestsFrom: []string{"ABCDEF"}, QueueLimit: 1},
+		"queue_limit 0":     {QueueLimit: 0},
+	} {
+		c := n.Config()
+		c.AutoBuild = ab
+		if _, _, err := n.Reload(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
