@@ -83,6 +83,13 @@ var docLines = map[string]docLine{
 	"status 0.0.9 --quorum 3 --wait --timeout 2h --json":               {want: `"verdict": "consensus"`},
 	`status "$VERSION" --quorum 3 --json`:                              {want: `"verdict": "consensus"`},
 	`status "$version" --quorum "$quorum" --json`:                      {want: `"verdict": "consensus"`},
+	`status "$VERSION" --quorum 3 --wait --timeout 6h`:                 {want: "CONSENSUS"},
+	`status "$VERSION" --quorum 3 --wait --timeout 6h --json`:          {want: `"verdict": "consensus"`},
+	"request VERSION --commit SHA":                                     {want: "requested cuprated 29.2", subst: map[string]string{"SHA": "0123456789abcdef0123456789abcdef01234567"}},
+	// A request for a version without documents yet: signed and stored
+	// (no daemon runs in this home).
+	`request "$VERSION" --commit "$commit" --note rc1`: {want: "requested cuprated 29.2 at commit 0123456789abcdef0123456789abcdef01234567",
+		subst: map[string]string{"$commit": "0123456789abcdef0123456789abcdef01234567"}},
 	// The file has the name of a 29.2 artifact but not its bytes.
 	"verify FILE... [--version V]": {code: cli.ExitNegative, want: "MISMATCH", subst: map[string]string{"FILE": "bitcoin-29.2-x86_64-linux-gnu.tar.gz"}},
 
@@ -249,7 +256,7 @@ func docCommands(line string) [][]string {
 
 func isCommandWord(w string) bool {
 	switch w {
-	case "init", "key", "trust", "import", "sign", "status", "verify", "daemon", "sync", "publish", "id", "peers", "build", "attest", "builds", "completion", "export":
+	case "init", "key", "trust", "import", "sign", "status", "verify", "daemon", "sync", "publish", "id", "peers", "build", "attest", "builds", "completion", "export", "request":
 		return true
 	}
 	return false
