@@ -5,7 +5,10 @@
 #     stand-in Cuprate release (builder/testdata: the Guix pipeline's
 #     contract, with a fake guix), sign, gossip, and agree; then one
 #     builder's toolchain is not deterministic and the release diverges;
-#  3. alice's status page: its URL is printed and, when stdin is a terminal,
+#  3. before any tag: a release manager's node signs a build request for a
+#     commit, the builders' daemons build it by themselves, and
+#     `status --quorum 3 --wait` returns consensus;
+#  4. alice's status page: its URL is printed and, when stdin is a terminal,
 #     the network stays up until Enter or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,10 +43,24 @@ echo "  ..."
 say "2. A live network: three builders on 127.0.0.1"
 export PATH=$PWD/builder/testdata/fakeguix:$PATH
 names=(alice bob carol)
+# The release manager of section 3: the builders list its key for requests.
+rmfp=$(RBNODE_HOME=$work/rm "$bin" key generate --name rm --email rm@example.org | grep -o '[0-9A-F]\{40\}')
+# The project's upstream repository (no tag), which the builders fetch from.
+builder/testdata/make-standin "$work/upstream" >/dev/null
+git -C "$work/upstream" tag -d cuprated-0.0.9 cuprated-0.1.0 >/dev/null
 for n in "${names[@]}"; do
 	builder/testdata/make-standin "$work/$n-cuprate"
+	git -C "$work/$n-cuprate" remote add upstream "$work/upstream"
 	RBNODE_HOME=$work/$n "$bin" key generate --name "$n" --email "$n@example.org" >/dev/null
 	RBNODE_HOME=$work/$n "$bin" key export > "$work/$n.asc"
+	cat > "$work/$n/config.toml" <<EOF
+[auto_build]
+enabled = true
+repo = "$work/$n-cuprate"
+remote = "upstream"
+tag_pattern = "no-tag-{version}"  # this demo builds its tags by hand, below
+requests_from = ["$rmfp"]
+EOF
 done
 for n in "${names[@]}"; do
 	RBNODE_HOME=$work/$n "$bin" trust add "$work"/{alice,bob,carol}.asc >/dev/null
@@ -87,7 +104,23 @@ art=$(ls "$work"/alice/builds/0.0.9-*/out/cuprated-0.0.9-*.tar.gz | head -n 1)
 cp "$art" "$work/cuprated-0.0.9-x86_64-unknown-linux-gnu.tar.gz"
 run "$work/bob" verify "$work/cuprated-0.0.9-x86_64-unknown-linux-gnu.tar.gz"
 
-say "3. The status page: alice's daemon serves it (--http)"
+say "3. Before the tag: the release manager asks the builders for a candidate"
+# A commit that exists only upstream, with no tag anywhere.
+sed -i 's/^version = "0.1.0"/version = "0.2.0"/' "$work/upstream/binaries/cuprated/Cargo.toml"
+GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=Stand-in GIT_AUTHOR_EMAIL=standin@example.org \
+	GIT_COMMITTER_NAME=Stand-in GIT_COMMITTER_EMAIL=standin@example.org \
+	GIT_AUTHOR_DATE=2025-07-01T12:00:00Z GIT_COMMITTER_DATE=2025-07-01T12:00:00Z \
+	git -C "$work/upstream" commit -q -a -m "cuprated 0.2.0 rc1"
+commit=$(git -C "$work/upstream" rev-parse HEAD)
+RBNODE_HOME=$work/rm "$bin" trust add "$work"/{alice,bob,carol}.asc >/dev/null
+start "$work/rm" "$(addr "$work/alice")" "$(addr "$work/bob")" "$(addr "$work/carol")"
+run "$work/rm" request 0.2.0 --commit "$commit" --note rc1
+echo "(each builder's daemon fetches the commit from upstream, builds it, signs and publishes)"
+code=0
+run "$work/rm" status 0.2.0 --quorum 3 --wait --timeout 5m || code=$?
+echo "(exit $code: consensus on a commit nobody has tagged yet; tag it now)"
+
+say "4. The status page: alice's daemon serves it (--http)"
 url=$(grep -o 'status page on http://[^ ]*' "$work/alice.log" | head -n 1 | sed 's/^status page on //')
 url=${url%/}
 echo "releases:          $url/"
