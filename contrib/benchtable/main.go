@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/rbnode/rbnode/contrib/benchfmt"
 )
 
 func main() {
@@ -39,23 +41,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var in io.Reader = stdin
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		if fs.Arg(0) != "-" {
-			f, err := os.Open(fs.Arg(0))
-			if err != nil {
-				fmt.Fprintf(stderr, "benchtable: error: %v\n", err)
-				return 2
-			}
-			defer f.Close()
-			in = f
-		}
-	default:
+	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "usage: benchtable [-notes FILE] [-md] [BENCH_OUTPUT]")
 		return 2
 	}
+	in, err := benchfmt.Input(fs.Args(), stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "benchtable: error: %v\n", err)
+		return 2
+	}
+	defer in.Close()
 	notes := map[string]string{}
 	if data, err := os.ReadFile(*notesPath); err == nil {
 		notes, err = parseNotes(string(data))
@@ -67,7 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "benchtable: error: %v\n", err)
 		return 2
 	}
-	res, err := parse(in)
+	res, err := benchfmt.Parse(in)
 	if err != nil {
 		fmt.Fprintf(stderr, "benchtable: error: read benchmark output: %v\n", err)
 		return 2
@@ -85,7 +80,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, name := range res.Failed {
-		if !res.hasRow(name) {
+		if !res.Has(name) {
 			fmt.Fprintf(stderr, "benchtable: benchmark failed: %s\n", name)
 			bad++
 		}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rbnode/rbnode/contrib/benchfmt"
 )
 
 const sampleOutput = `goos: linux
@@ -124,7 +126,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(sampleOutput)
 	f.Add("BenchmarkX\n 1 2 fig_ms 3 anc_ms 1 max_x\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		res, err := parse(strings.NewReader(s))
+		res, err := benchfmt.Parse(strings.NewReader(s))
 		if err != nil {
 			return
 		}

@@ -1,125 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/rbnode/rbnode/contrib/benchfmt"
 )
-
-// sample is one result line of one benchmark: its custom metrics by unit.
-type sample struct {
-	metrics map[string]float64
-}
-
-// bench is every result of one benchmark name in one package.
-type bench struct {
-	pkg, name string
-	samples   []sample
-}
-
-// results is what a `go test -bench` output holds.
-type results struct {
-	benches []*bench
-	Failed  []string // names of benchmarks reported as FAIL
-}
-
-func (r *results) hasRow(name string) bool {
-	for _, b := range r.benches {
-		if b.name == name {
-			return true
-		}
-	}
-	return false
-}
-
-var procsSuffix = regexp.MustCompile(`-\d+$`)
-
-// benchName turns "BenchmarkX/sub-2" into "X/sub": the row name.
-func benchName(field string) string {
-	return strings.TrimPrefix(procsSuffix.ReplaceAllString(field, ""), "Benchmark")
-}
-
-// parse reads `go test -bench` output. A result is a benchmark name
-// followed by an iteration count and value-unit pairs; when the benchmark
-// logged something, the name stands alone on a line and the count and pairs
-// come on a later one.
-func parse(in io.Reader) (*results, error) {
-	res := &results{}
-	byKey := map[string]*bench{}
-	pkg, pending := "", ""
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		trimmed := strings.TrimSpace(line)
-		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
-			pkg, pending = strings.TrimSpace(p), ""
-			continue
-		}
-		if f, ok := strings.CutPrefix(trimmed, "--- FAIL: "); ok {
-			if name := strings.Fields(f); len(name) > 0 && strings.HasPrefix(name[0], "Benchmark") {
-				res.Failed = append(res.Failed, benchName(name[0]))
-			}
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		name := ""
-		if strings.HasPrefix(line, "Benchmark") {
-			name, fields = fields[0], fields[1:]
-			if len(fields) == 0 {
-				pending = name
-				continue
-			}
-		} else if pending != "" {
-			name = pending
-		} else {
-			continue
-		}
-		m, ok := metrics(fields)
-		if !ok {
-			continue
-		}
-		pending = ""
-		n := benchName(name)
-		key := pkg + "\x00" + n
-		b := byKey[key]
-		if b == nil {
-			b = &bench{pkg: pkg, name: n}
-			byKey[key] = b
-			res.benches = append(res.benches, b)
-		}
-		b.samples = append(b.samples, sample{metrics: m})
-	}
-	return res, sc.Err()
-}
-
-// metrics reads "N v1 u1 v2 u2 ..." (the iteration count first).
-func metrics(fields []string) (map[string]float64, bool) {
-	if len(fields) < 3 || len(fields)%2 == 0 {
-		return nil, false
-	}
-	if _, err := strconv.ParseInt(fields[0], 10, 64); err != nil {
-		return nil, false
-	}
-	m := map[string]float64{}
-	for i := 1; i+1 < len(fields); i += 2 {
-		v, err := strconv.ParseFloat(fields[i], 64)
-		if err != nil {
-			return nil, false
-		}
-		m[fields[i+1]] = v
-	}
-	return m, true
-}
 
 // Verdicts.
 const (
@@ -146,21 +37,21 @@ type row struct {
 // judge makes a row of every benchmark that reports fig_ metrics, in the
 // order they ran. Of repeated results (-count, several packages' runs) the
 // one with the median ratio stands for the row.
-func judge(res *results, notes map[string]string) []row {
+func judge(res *benchfmt.Results, notes map[string]string) []row {
 	dup := map[string]int{}
-	for _, b := range res.benches {
-		dup[b.name]++
+	for _, b := range res.Benches {
+		dup[b.Name]++
 	}
 	var rows []row
-	for _, b := range res.benches {
-		name := b.name
+	for _, b := range res.Benches {
+		name := b.Name
 		if dup[name] > 1 {
-			name = b.pkg[strings.LastIndex(b.pkg, "/")+1:] + "." + name
+			name = b.Pkg[strings.LastIndex(b.Pkg, "/")+1:] + "." + name
 		}
 		var cands []row
 		broken := ""
 		isRow := false
-		for _, s := range b.samples {
+		for _, s := range b.Samples {
 			r, ok, problem := rowOf(s)
 			if !ok {
 				continue
@@ -191,8 +82,8 @@ func judge(res *results, notes map[string]string) []row {
 				r.Verdict = verdictMiss
 			}
 		}
-		r.Name, r.bench = name, b.name
-		r.Note = noteFor(notes, name, b.name)
+		r.Name, r.bench = name, b.Name
+		r.Note = noteFor(notes, name, b.Name)
 		if r.Verdict == verdictMiss && r.Note != "" {
 			r.Verdict = verdictNoted
 		}
@@ -223,10 +114,10 @@ func cmpFloat(a, b float64) int {
 
 // rowOf reads one sample. isRow says whether it reports any of the table's
 // metrics; problem says what is wrong with them, if anything.
-func rowOf(s sample) (r row, isRow bool, problem string) {
+func rowOf(s benchfmt.Sample) (r row, isRow bool, problem string) {
 	var figUnit, ancUnit string
 	nFig, nAnc, nTarget := 0, 0, 0
-	for unit, v := range s.metrics {
+	for unit, v := range s.Metrics {
 		switch {
 		case strings.HasPrefix(unit, "fig_"):
 			nFig++
