@@ -352,7 +352,7 @@ func singleJob(ctx context.Context, path string, opts ImportOptions, jobs chan<-
 	}
 	kind, ok := docKind(filepath.Base(doc))
 	if !ok {
-		return usagef("%s is neither a SHA256SUMS manifest nor an attestation .json (give a file, its .asc, or a directory tree)", doc)
+		return usagef("%s is neither a SHA256SUMS manifest, an attestation .json, a request.json nor a build-failure.json (give a file, its .asc, or a directory tree)", doc)
 	}
 	j := importJob{doc: doc, sig: sig, kind: kind}
 	j.signer, j.version = contextOf(doc)

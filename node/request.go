@@ -135,6 +135,11 @@ func (d *Daemon) Request(ctx context.Context, o RequestOptions) (*RequestSummary
 	d.metrics.stored.WithLabelValues("import").Inc()
 	d.changed()
 	id, _ := doc.ID()
+	// A node that lists its own key in requests_from builds its own
+	// requests too.
+	if st, err := doc.Statement(); err == nil {
+		d.offerRequest(id, st, attest.Verification{Status: attest.StatusGood, Fingerprint: sum.Fingerprint})
+	}
 	pub, err := d.publishIDs(ctx, []attest.ID{id})
 	sum.Published = pub.Published
 	return sum, err

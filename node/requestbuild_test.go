@@ -60,7 +60,7 @@ func TestRequestBuilds(t *testing.T) {
 	giveKey(t, carolHome, carol)
 	builderSetup := daemonSetup{config: func(c *Config) {
 		c.AutoBuild = AutoBuildConfig{Enabled: true, Repo: clone, Remote: "origin", FetchInterval: Duration{time.Hour},
-			TagPattern: "cuprated-{version}", RequestsFrom: []string{rm.sk.Public().Fingerprint}, QueueLimit: 4}
+			TagPattern: "cuprated-{version}", RequestsFrom: []string{rm.sk.Public().Fingerprint, carol.sk.Public().Fingerprint}, QueueLimit: 4}
 	}}
 	rmd := startDaemon(t, rmHome, nil, nil, rm, carol, eve)
 	cd := startDaemonWith(t, carolHome, nil, []string{rmd.addr(t)}, builderSetup, rm, carol, eve)
@@ -141,6 +141,18 @@ func TestRequestBuilds(t *testing.T) {
 		t.Fatalf("%d builds, want 2", len(builds))
 	}
 	_ = first
+
+	// A builder that lists its own key builds its own requests.
+	t.Setenv("STANDIN_FAIL", "")
+	own, err := cd.d.Request(t.Context(), RequestOptions{Version: "0.2.0", Commit: commit, Note: "own"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownID, _ := attest.ParseID(own.Document)
+	waitFor(t, 2*time.Minute, "carol to answer her own request", func() bool { return cd.n.requestAnswered(ownID) })
+	if builds, _ := cd.n.Builds(); len(builds) != 3 {
+		t.Fatalf("%d builds, want 3", len(builds))
+	}
 
 	// Restarted, the builder finds nothing left to build.
 	cd.shutdown()
