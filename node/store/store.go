@@ -34,6 +34,10 @@ type Store struct {
 	dir      string // "" in memory
 	log      zerolog.Logger
 	readOnly bool
+	// stopResident ends watchResident (writable stores on disk); closed
+	// once, by Close, which then waits for residentDone.
+	stopResident, residentDone chan struct{}
+	closeOnce                  sync.Once
 	// untrustedMu serialises PutUntrusted: each admission reads and moves
 	// the untrusted index's bounds, and Badger (without conflict
 	// detection) would let two transactions take the same sequence number
@@ -59,8 +63,9 @@ type Options struct {
 	Logger   zerolog.Logger
 
 	// vlogFileSize and memTableSize, when set, replace the defaults (tests
-	// of value-log reclaim need small files).
-	vlogFileSize, memTableSize int64
+	// of value-log reclaim need small files); maxResidentFiles replaces
+	// MaxResidentFiles.
+	vlogFileSize, memTableSize, maxResidentFiles int64
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -110,7 +115,19 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	return opened(&Store{db: db, dir: dir, log: opts.Logger})
+	s, err := opened(&Store{db: db, dir: dir, log: opts.Logger})
+	if err == nil && dir != "" {
+		limit := int64(MaxResidentFiles)
+		if opts.maxResidentFiles != 0 {
+			limit = opts.maxResidentFiles
+		}
+		s.stopResident, s.residentDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.residentDone)
+			s.watchResident(s.stopResident, limit)
+		}()
+	}
+	return s, err
 }
 
 func opened(s *Store) (*Store, error) {
@@ -126,6 +143,12 @@ func (s *Store) Close() error {
 	if s.db.IsClosed() {
 		return nil
 	}
+	s.closeOnce.Do(func() {
+		if s.stopResident != nil {
+			close(s.stopResident)
+			<-s.residentDone
+		}
+	})
 	return s.db.Close()
 }
 
