@@ -54,6 +54,11 @@ func encodeSummary(stamp [stampLen]byte, s ReleaseSummary) []byte {
 	b := make([]byte, 0, 2+stampLen+7*binary.MaxVarintLen32)
 	b = append(b, summaryFormat)
 	b = append(b, stamp[:]...)
+	return appendCounts(b, s)
+}
+
+// appendCounts writes a summary's verdict and counts.
+func appendCounts(b []byte, s ReleaseSummary) []byte {
 	b = append(b, byte(slices.Index(verdictCodes, s.Verdict)))
 	for _, v := range []int{s.BuilderCount, s.TrustedCount, s.Artifacts, s.Agreed, s.Divergent, s.UntrustedCount, s.RejectedCount} {
 		b = binary.AppendUvarint(b, uint64(v))
@@ -67,29 +72,106 @@ var errBadSummary = errors.New("malformed release summary")
 // canonical encoding is accepted, so encoding what it returns gives the
 // same bytes.
 func decodeSummary(b []byte) (stamp [stampLen]byte, s ReleaseSummary, err error) {
-	if len(b) < 2+stampLen || b[0] != summaryFormat {
-		return stamp, s, errBadSummary
+	stamp, b, err = readStamp(b)
+	if err != nil {
+		return stamp, s, err
 	}
-	copy(stamp[:], b[1:1+stampLen])
-	code := int(b[1+stampLen])
-	if code >= len(verdictCodes) {
-		return stamp, s, errBadSummary
-	}
-	s.Verdict = verdictCodes[code]
-	b = b[2+stampLen:]
-	for _, p := range []*int{&s.BuilderCount, &s.TrustedCount, &s.Artifacts, &s.Agreed, &s.Divergent, &s.UntrustedCount, &s.RejectedCount} {
-		v, k := binary.Uvarint(b)
-		// Canonical only: no overlong encoding, and a count fits an int32.
-		if k <= 0 || v > 1<<31-1 || k != max(1, (bits.Len64(v)+6)/7) {
-			return stamp, s, errBadSummary
-		}
-		*p, b = int(v), b[k:]
+	if s, b, err = readCounts(b); err != nil {
+		return stamp, s, err
 	}
 	if len(b) != 0 {
 		return stamp, s, errBadSummary
 	}
-	s.Builders, s.Untrusted, s.Rejected = s.BuilderCount, s.UntrustedCount, s.RejectedCount
 	return stamp, s, nil
+}
+
+// readStamp reads the format byte and the stamp.
+func readStamp(b []byte) (stamp [stampLen]byte, rest []byte, err error) {
+	if len(b) < 1+stampLen || b[0] != summaryFormat {
+		return stamp, nil, errBadSummary
+	}
+	copy(stamp[:], b[1:1+stampLen])
+	return stamp, b[1+stampLen:], nil
+}
+
+// readCounts reads what appendCounts wrote, canonical only.
+func readCounts(b []byte) (s ReleaseSummary, rest []byte, err error) {
+	if len(b) < 1 || int(b[0]) >= len(verdictCodes) {
+		return s, nil, errBadSummary
+	}
+	s.Verdict = verdictCodes[b[0]]
+	b = b[1:]
+	for _, p := range []*int{&s.BuilderCount, &s.TrustedCount, &s.Artifacts, &s.Agreed, &s.Divergent, &s.UntrustedCount, &s.RejectedCount} {
+		v, k := readUvarint(b)
+		if k <= 0 || v > 1<<31-1 {
+			return s, nil, errBadSummary
+		}
+		*p, b = int(v), b[k:]
+	}
+	s.Builders, s.Untrusted, s.Rejected = s.BuilderCount, s.UntrustedCount, s.RejectedCount
+	return s, b, nil
+}
+
+// readUvarint is binary.Uvarint that refuses overlong encodings (k <= 0
+// then), so that only one encoding of a value is read.
+func readUvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 || k != max(1, (bits.Len64(v)+6)/7) {
+		return 0, 0
+	}
+	return v, k
+}
+
+// encodeList writes the whole release list, in its order, after the
+// stamp it was judged under.
+func encodeList(stamp [stampLen]byte, list []ReleaseSummary) []byte {
+	b := make([]byte, 0, 1+stampLen+binary.MaxVarintLen32+len(list)*48)
+	b = append(b, summaryFormat)
+	b = append(b, stamp[:]...)
+	b = binary.AppendUvarint(b, uint64(len(list)))
+	for _, s := range list {
+		for _, str := range []string{s.Project, s.Version} {
+			b = binary.AppendUvarint(b, uint64(len(str)))
+			b = append(b, str...)
+		}
+		b = appendCounts(b, s)
+	}
+	return b
+}
+
+// decodeList reads a list written by encodeList, canonical only.
+func decodeList(b []byte) (stamp [stampLen]byte, list []ReleaseSummary, err error) {
+	stamp, b, err = readStamp(b)
+	if err != nil {
+		return stamp, nil, err
+	}
+	n, k := readUvarint(b)
+	// Each entry takes at least 10 bytes: no count past what b can hold.
+	if k <= 0 || n > uint64(len(b))/10 {
+		return stamp, nil, errBadSummary
+	}
+	b = b[k:]
+	list = make([]ReleaseSummary, 0, n)
+	for range n {
+		var strs [2]string
+		for i := range strs {
+			l, k := readUvarint(b)
+			if k <= 0 || l > uint64(len(b)-k) {
+				return stamp, nil, errBadSummary
+			}
+			strs[i], b = string(b[k:k+int(l)]), b[k+int(l):]
+		}
+		s, rest, err := readCounts(b)
+		if err != nil {
+			return stamp, nil, err
+		}
+		s.Project, s.Version, b = strs[0], strs[1], rest
+		list = append(list, s)
+	}
+	if len(b) != 0 {
+		return stamp, nil, errBadSummary
+	}
+	return stamp, list, nil
 }
 
 // Releases summarises every release the store knows, for project (all
@@ -97,7 +179,7 @@ func decodeSummary(b []byte) (stamp [stampLen]byte, s ReleaseSummary, err error)
 // for the current documents, trust set and quorum, else judged afresh
 // (and, on a writable node, cached).
 func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
-	cached, readTs, err := n.store.Summaries()
+	list, err := n.store.CachedList()
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +188,13 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 		return nil, err
 	}
 	stamp := summaryStamp(ts, n.quorum(quorum))
+	if st, all, err := decodeList(list); err == nil && st == stamp {
+		return filterProject(all, project)
+	}
+	cached, readTs, err := n.store.Summaries()
+	if err != nil {
+		return nil, err
+	}
 	out := []ReleaseSummary{}
 	projects := map[string]bool{}
 	fresh := map[store.ReleaseKey][]byte{}
@@ -134,7 +223,7 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 		size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
 	}
 	if project != "" && len(out) == 0 && len(projects) > 0 {
-		return nil, usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
+		return nil, unknownProject(project, projects)
 	}
 	if !n.ro && len(fresh) > 0 {
 		// The cache only saves time: a full disk or a failed write leaves
@@ -145,7 +234,40 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 			n.log.Warn().Err(err).Msg("release summaries not cached")
 		}
 	}
+	if !n.ro && project == "" {
+		b := encodeList(stamp, out)
+		if err := n.room(len(b)); err != nil {
+			n.log.Debug().Err(err).Msg("release list not cached")
+		} else if err := n.store.PutList(readTs, b); err != nil {
+			n.log.Warn().Err(err).Msg("release list not cached")
+		}
+	}
 	return out, nil
+}
+
+// filterProject keeps the releases of project (all when empty); a project
+// with none is a usage error naming the projects there are.
+func filterProject(list []ReleaseSummary, project string) ([]ReleaseSummary, error) {
+	if project == "" {
+		return list, nil
+	}
+	out := []ReleaseSummary{}
+	projects := map[string]bool{}
+	for _, s := range list {
+		projects[s.Project] = true
+		if s.Project == project {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 && len(projects) > 0 {
+		return nil, unknownProject(project, projects)
+	}
+	return out, nil
+}
+
+// unknownProject is the error for a project the node has no release of.
+func unknownProject(project string, projects map[string]bool) error {
+	return usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
 }
 
 // refreshSummaries judges the releases whose cached summary is missing

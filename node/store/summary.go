@@ -25,7 +25,14 @@ import (
 //	1/o/<version>\0<project>\0s   the summary: 8-byte snapshot ts, then the node's bytes
 //	1/o/<version>\0<project>\0m   the release's change marker (empty)
 //	1/o/<version>\0\0m            the version's marker: rejections that name no project
-var pSummary = []byte("1/o/")
+//	1/og                          the store's change marker, written with every other
+//	1/ol                          the whole release list, as 1/o/...s: read with one
+//	                              Get while no change came after it
+var (
+	pSummary   = []byte("1/o/")
+	listMarker = []byte("1/og")
+	listKey    = []byte("1/ol")
+)
 
 func summaryKey(project, version string, kind byte) []byte {
 	return key(pSummary, []byte(version), sep, []byte(project), sep, []byte{kind})
@@ -34,7 +41,59 @@ func summaryKey(project, version string, kind byte) []byte {
 // markChanged writes the change marker of a release (project "": of
 // every project with that version).
 func markChanged(set func(k, v []byte) error, project, version string) error {
-	return set(summaryKey(project, version, 'm'), nil)
+	if err := set(summaryKey(project, version, 'm'), nil); err != nil {
+		return err
+	}
+	return set(listMarker, nil)
+}
+
+// CachedList returns the whole release list the node stored with PutList,
+// or nil when none is stored or a change came after the snapshot it was
+// computed from.
+func (s *Store) CachedList() ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(listKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := item.ValueCopy(nil)
+		if err != nil || len(b) < 8 {
+			return err
+		}
+		var mark uint64
+		switch m, err := txn.Get(listMarker); {
+		case err == nil:
+			mark = m.Version()
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		if binary.BigEndian.Uint64(b) >= mark {
+			out = b[8:]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the release list: %w", err)
+	}
+	return out, nil
+}
+
+// PutList stores the whole release list, computed from reads made after
+// the snapshot readTs (from Summaries).
+func (s *Store) PutList(readTs uint64, list []byte) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(list)), readTs)
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(listKey, append(val, list...)) })
+	if err != nil {
+		return fmt.Errorf("store the release list: %w", err)
+	}
+	return nil
 }
 
 // CachedSummary is one release of the release list and, when the cache
