@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -263,104 +262,7 @@ func BenchmarkCatchUp(b *testing.B) {
 func bigStore(b *testing.B, releases, builders int) (string, []*attest.SecretKey) {
 	b.Helper()
 	home := b.TempDir()
-	cfg := node.DefaultConfig()
-	cfg.Home = home
-	n, err := node.Open(cfg, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	now := time.Now().Add(-time.Hour)
-	var keys []*attest.SecretKey
-	for i := range builders {
-		sk, err := attest.GenerateKey(fmt.Sprintf("builder%02d", i), "", now.Add(-time.Hour), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		keys = append(keys, sk)
-		held, err := n.AddKeys([]*attest.Key{sk.Public()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n.Trust(held, "")
-	}
-	const chunk = 500 // releases per ingest
-	for r0 := 0; r0 < releases; r0 += chunk {
-		var docs []*attest.Document
-		for r := r0; r < min(r0+chunk, releases); r++ {
-			v := fmt.Sprintf("1.%d", r)
-			m := &attest.Manifest{Entries: []attest.Entry{
-				{SHA256: fmt.Sprintf("%064x", r), Name: "proj-" + v + "-x86_64.tar.gz"},
-				{SHA256: fmt.Sprintf("%064x", r+1), Name: "proj-" + v + ".tar.gz"},
-			}}
-			body := m.Encode()
-			for i, sk := range keys {
-				sig, err := sk.Sign(body, now)
-				if err != nil {
-					b.Fatal(err)
-				}
-				docs = append(docs, &attest.Document{Kind: attest.KindManifest, Version: v, Signer: fmt.Sprintf("builder%02d", i), Name: "all.SHA256SUMS", Body: body, Signature: sig})
-			}
-		}
-		s, err := n.Ingest(b.Context(), docs, "bench")
-		if err != nil || s.Stored != len(docs) {
-			b.Fatalf("ingest: %v %+v", err, s)
-		}
-	}
-	return home, keys
-}
-
-// BenchmarkDaemonMemory runs a daemon on a store of 100,000 documents
-// (5,000 releases by 20 builders) and samples its resident memory while a
-// light client on loopback catches up with all of it and status queries
-// run through the local API. Target: under 300 MB.
-func BenchmarkDaemonMemory(b *testing.B) {
-	home, keys := bigStore(b, 5000, 20)
-	daemon := exec.Command(rbnodeBin, "--home", home, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht")
-	if err := daemon.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
-	peak := int64(0)
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-				peak = max(peak, procStatusKB(daemon.Process.Pid, "VmRSS:"))
-			}
-		}
-	}()
-	addr := daemonAddr(b, home, 60*time.Second)
-	b.ResetTimer()
-	for range b.N {
-		client := b.TempDir()
-		var keyFiles []string
-		for i, sk := range keys {
-			p := filepath.Join(client, fmt.Sprintf("k%d.asc", i))
-			os.WriteFile(p, sk.Public().Armored(), 0o644)
-			keyFiles = append(keyFiles, p)
-		}
-		timeCmd(b, nil, rbnodeBin, append([]string{"--home", filepath.Join(client, "home"), "trust", "add"}, keyFiles...)...)
-		timeCmd(b, nil, rbnodeBin, "--home", filepath.Join(client, "home"), "sync", "--peer", addr)
-		b.StopTimer()
-		out, _ := exec.Command(rbnodeBin, "--home", filepath.Join(client, "home"), "status", "--json").Output()
-		if got := strings.Count(string(out), `"version"`); got != 5000 {
-			b.Fatalf("the client caught up with %d releases, want 5000", got)
-		}
-		b.StartTimer()
-		for r := 0; r < 5000; r += 250 {
-			timeCmd(b, nil, rbnodeBin, "--home", home, "status", fmt.Sprintf("1.%d", r))
-		}
-	}
-	b.StopTimer()
-	close(stop)
-	<-sampled
-	b.ReportMetric(float64(peak)/1024, "peak-rss-MB")
+	return home, fillStore(b, home, releases, builders)
 }
 
 // BenchmarkReleasePage asks the status web page for one release of a
