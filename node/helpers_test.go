@@ -90,29 +90,23 @@ func (b builderKey) attestation(version, artifactSHA, commit, rustc string) *att
 // contrib/guix/sigs layout; it returns the attestation's path.
 func (b builderKey) writeAttestation(t testing.TB, root string, a *attest.Attestation) string {
 	t.Helper()
-	dir := filepath.Join(root, a.Version, b.name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	body := a.Encode()
-	sig, err := b.sk.Sign(body, testNow.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "attestation.json")
-	writeFile(t, p, body)
-	writeFile(t, p+".asc", sig)
-	return p
+	return b.writeSigned(t, root, a.Version, "attestation.json", a.Encode())
 }
 
 // writeManifest signs a SHA256SUMS manifest into root/<version>/<name>/.
 func (b builderKey) writeManifest(t testing.TB, root, version, file string, m *attest.Manifest) string {
 	t.Helper()
+	return b.writeSigned(t, root, version, file, m.Encode())
+}
+
+// writeSigned writes body and its signature (made an hour before testNow)
+// as root/<version>/<name>/<file> and its .asc; it returns the body's path.
+func (b builderKey) writeSigned(t testing.TB, root, version, file string, body []byte) string {
+	t.Helper()
 	dir := filepath.Join(root, version, b.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	body := m.Encode()
 	sig, err := b.sk.Sign(body, testNow.Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -97,11 +97,31 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 			case 1:
 				hashes = append(hashes, sha('c'))
 			}
+			commit := commitA
+			if rng.IntN(4) == 0 {
+				commit = commitB
+			}
 			for _, h := range hashes {
 				tree := t.TempDir()
-				p := builders[b].writeAttestation(t, tree, builders[b].attestation(version, h, commitA, "rustc 1.82.0"))
+				p := builders[b].writeAttestation(t, tree, builders[b].attestation(version, h, commit, "rustc 1.82.0"))
 				docs = append(docs, orderDoc{path: p, builder: b})
 			}
+			if rng.IntN(6) == 0 { // a build failure, for either commit
+				f := &attest.BuildFailure{Project: "cuprated", Version: version, GitCommit: []string{commitA, commitB}[rng.IntN(2)],
+					BuilderID: builders[b].name, Stage: "guix-build", ExitCode: 1, LogTail: []string{"error"}, FailedAt: testNow.Add(-time.Hour)}
+				docs = append(docs, orderDoc{path: builders[b].writeSigned(t, t.TempDir(), version, attest.FailureName, f.Encode()), builder: b})
+			}
+		}
+		// Build requests: by builder1 (trusted) for commit A, then maybe
+		// an rc2 for commit B; by mallory, latest of all, never judged.
+		// The first release has all three.
+		for i, by := range []int{1, 1, mallory} {
+			if r > 0 && rng.IntN(2) == 0 {
+				continue
+			}
+			req := &attest.BuildRequest{Project: "cuprated", Version: version, GitCommit: []string{commitA, commitB, commitB}[i],
+				Requester: builders[by].name, RequestedAt: testNow.Add(time.Duration(i-3) * time.Hour)}
+			docs = append(docs, orderDoc{path: builders[by].writeSigned(t, t.TempDir(), version, attest.RequestName, req.Encode()), builder: by})
 		}
 	}
 
@@ -122,6 +142,9 @@ func TestVerdictIsOrderIndependent(t *testing.T) {
 			t.Fatal(err)
 		}
 		want[v] = mustJSON(t, r)
+		if v == versions[0] && (r.Request == nil || r.Request.GitCommit != commitB || len(r.Request.Superseded) != 1) {
+			t.Fatalf("the reference does not judge %s against builder1's rc2: %+v", v, r.Request)
+		}
 	}
 	// The release list, judged afresh: each node's, read through its
 	// summary cache while documents still arrive, must come to equal it.

@@ -149,22 +149,8 @@ func TestImportRequestLoopDocuments(t *testing.T) {
 	req := &attest.BuildRequest{Project: "cuprated", Version: "0.2.0", GitCommit: commitA, Requester: "rm", RequestedAt: testNow.Add(-2 * time.Hour)}
 	fail := &attest.BuildFailure{Project: "cuprated", Version: "0.2.0", GitCommit: commitA, BuilderID: "carol", Stage: "guix-build",
 		ExitCode: 1, Error: "stage guix-build exited with status 1", LogTail: []string{"error: boom"}, FailedAt: testNow.Add(-time.Hour)}
-	for _, d := range []struct {
-		b    builderKey
-		name string
-		body []byte
-	}{{rm, attest.RequestName, req.Encode()}, {carol, attest.FailureName, fail.Encode()}} {
-		dir := filepath.Join(tree, "0.2.0", d.b.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		sig, err := d.b.sk.Sign(d.body, testNow.Add(-time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(dir, d.name), d.body)
-		writeFile(t, filepath.Join(dir, d.name+".asc"), sig)
-	}
+	rm.writeSigned(t, tree, "0.2.0", attest.RequestName, req.Encode())
+	carol.writeSigned(t, tree, "0.2.0", attest.FailureName, fail.Encode())
 	writeFile(t, filepath.Join(tree, "0.2.0", "rm", "build-failure.json"), fail.Encode()) // no .asc
 	sum := mustImport(t, n, tree)
 	if sum.Stored != 2 || sum.Rejected != 1 || sum.ByReason["missing_signature"] != 1 {

@@ -68,12 +68,8 @@ func TestRequestBuilds(t *testing.T) {
 
 	// eve is trusted but not listed: her request is stored, never built.
 	tree := t.TempDir()
-	evil := &attest.BuildRequest{Project: "cuprated", Version: "0.2.0", GitCommit: commit, Requester: "eve", RequestedAt: time.Now().UTC().Truncate(time.Second).Add(-time.Minute)}
-	dir := filepath.Join(tree, "0.2.0", "eve")
-	os.MkdirAll(dir, 0o755)
-	sig, _ := eve.sk.Sign(evil.Encode(), time.Now())
-	writeFile(t, filepath.Join(dir, attest.RequestName), evil.Encode())
-	writeFile(t, filepath.Join(dir, attest.RequestName+".asc"), sig)
+	evil := &attest.BuildRequest{Project: "cuprated", Version: "0.2.0", GitCommit: commit, Requester: "eve", RequestedAt: testNow.Add(-time.Hour)}
+	eve.writeSigned(t, tree, "0.2.0", attest.RequestName, evil.Encode())
 	var evilID attest.ID
 	if _, err := rmd.d.Publish(t.Context(), tree, ImportOptions{Document: func(id attest.ID) { evilID = id }}); err != nil {
 		t.Fatal(err)
