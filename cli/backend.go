@@ -111,12 +111,13 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 	if err != nil {
 		return err
 	}
-	if readOnly {
+	if n.Store().ReadOnly() {
 		// A read-only store has nothing to write back, yet Badger's Close
 		// fsyncs its directory twice, which on a busy disk costs from a
 		// millisecond to tens of them after the answer is out: close it in
 		// the background. A process that exits first leaves it to the
-		// kernel, which drops the shared lock and the mappings with it.
+		// kernel, which drops the shared lock and the mappings with it. A
+		// store opened writable (new, or to recover) is closed in full.
 		defer func() { go n.Close() }()
 	} else {
 		defer n.Close()

@@ -139,6 +139,10 @@ func opened(s *Store) (*Store, error) {
 }
 
 // Close closes the store. It is safe to call more than once.
+// ReadOnly says whether the store was opened read-only: a writable open
+// (a read-only one that fell back to recover, or a new store) says false.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
 func (s *Store) Close() error {
 	if s.db.IsClosed() {
 		return nil
