@@ -321,3 +321,53 @@ func TestListenAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasePageRequest: a release judged against a build request shows
+// the request and each trusted builder's answer, a failure with its stage,
+// exit code and log lines, all escaped.
+func TestReleasePageRequest(t *testing.T) {
+	f := newFixture(t)
+	var docs []*attest.Document
+	for _, who := range []string{"rm", "carol"} {
+		sk, err := attest.GenerateKey(who, "", testNow.Add(-24*time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := f.n.AddKeys([]*attest.Key{sk.Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.n.Trust(held, ""); err != nil {
+			t.Fatal(err)
+		}
+		commit := "1111111111111111111111111111111111111111"
+		kind, name, body := attest.KindRequest, attest.RequestName, (&attest.BuildRequest{Project: "cuprated", Version: "0.1.0",
+			GitCommit: commit, Requester: who, RequestedAt: testNow.Add(-2 * time.Hour), Note: "rc1"}).Encode()
+		if who == "carol" {
+			kind, name, body = attest.KindBuildFailure, attest.FailureName, (&attest.BuildFailure{Project: "cuprated", Version: "0.1.0",
+				GitCommit: commit, BuilderID: who, Stage: "guix-build", ExitCode: 1, Error: "stage guix-build exited with status 1",
+				LogTail: []string{`error: <script>alert(1)</script>`}, FailedAt: testNow.Add(-time.Hour)}).Encode()
+		}
+		sig, err := sk.Sign(body, testNow.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, &attest.Document{Kind: kind, Name: name, Body: body, Signature: sig})
+	}
+	if s, err := f.n.Ingest(t.Context(), docs, "test"); err != nil || s.Stored != 2 {
+		t.Fatalf("ingest: %v %+v", err, s)
+	}
+	_, body := f.get(t, "/release/cuprated/0.1.0")
+	for _, want := range []string{
+		`<h2 id="request">Build request</h2>`, "build <span class=\"mono\">1111111111111111111111111111111111111111</span>",
+		"asked by rm", "“rc1”", `failed at <span class="mono">guix-build</span> (exit 1)`,
+		"error: &lt;script&gt;alert(1)&lt;/script&gt;", "attested",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(strings.ToLower(body), "<script") {
+		t.Errorf("the page carries a script tag")
+	}
+}
