@@ -116,6 +116,12 @@ func waitForVerdict(c *ucli.Context) error {
 			return err
 		case last.Verdict != attest.Pending || last.Quorum > last.TrustedCount:
 			return printVerdict(c, last)
+		case last.Request != nil && answerable(last.Request) < last.Quorum:
+			// Every builder that could still attest the requested commit
+			// would not make a quorum: waiting longer changes nothing.
+			fmt.Fprintf(c.App.ErrWriter, "rbnode: no quorum of %d is possible for request %s: too many trusted builders failed it\n",
+				last.Quorum, last.Request.Document[:12])
+			return printVerdict(c, last)
 		}
 		if last != nil {
 			if s := pendingLine(last); s != said {
@@ -136,6 +142,20 @@ func waitForVerdict(c *ucli.Context) error {
 		case <-time.After(min(waitPoll, time.Until(deadline))):
 		}
 	}
+}
+
+// answerable counts the trusted builders that have attested the requested
+// commit or still may: those whose answer is not a build failure. The
+// requester is among them only once it has answered (a release manager's
+// node rarely builds).
+func answerable(rr *attest.RequestReport) int {
+	n := 0
+	for _, a := range rr.Answers {
+		if a.State != attest.AnswerFailed {
+			n++
+		}
+	}
+	return n
 }
 
 // pendingLine says how far a pending release is from its quorum.

@@ -1,12 +1,16 @@
 package cli_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/cli"
 )
 
@@ -147,5 +151,50 @@ func TestStatusFits80Columns(t *testing.T) {
 	_, wide, _ := run(t, home, "status", "26.0rc1", "--wide")
 	if !strings.Contains(wide, "bitcoin-26.0rc1-x86_64-linux-gnu-debug.tar.gz ") || strings.Contains(wide, "…") {
 		t.Errorf("--wide shortens:\n%s", wide)
+	}
+}
+
+// TestWaitEndsWhenTheRequestCannotReachQuorum: status --wait on a
+// requested release stops waiting, exit 3, once too many trusted
+// builders have signed build failures for a quorum to be possible, and
+// shows the failure.
+func TestWaitEndsWhenTheRequestCannotReachQuorum(t *testing.T) {
+	home, tree := t.TempDir(), t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	commit := strings.Repeat("c0", 20)
+	for _, who := range []string{"rm", "carol"} {
+		sk, err := attest.GenerateKey(who, "", now.Add(-time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, body := attest.RequestName, (&attest.BuildRequest{Project: "cuprated", Version: "0.2.0", GitCommit: commit,
+			Requester: who, RequestedAt: now.Add(-time.Minute)}).Encode()
+		if who == "carol" {
+			name, body = attest.FailureName, (&attest.BuildFailure{Project: "cuprated", Version: "0.2.0", GitCommit: commit,
+				BuilderID: who, Stage: "guix-build", ExitCode: 1, Error: "stage guix-build exited with status 1",
+				LogTail: []string{"error: boom"}, FailedAt: now}).Encode()
+		}
+		sig, err := sk.Sign(body, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(tree, "0.2.0", who)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, name), body, 0o644)
+		os.WriteFile(filepath.Join(dir, name+".asc"), sig, 0o644)
+		key := filepath.Join(t.TempDir(), who+".asc")
+		os.WriteFile(key, sk.Public().Armored(), 0o644)
+		if code, _, stderr := run(t, home, "trust", "add", key); code != 0 {
+			t.Fatalf("trust add: %s", stderr)
+		}
+	}
+	if code, _, stderr := run(t, home, "import", tree); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	// Waiting out the timeout would say "still pending" instead.
+	code, out, stderr := run(t, home, "status", "0.2.0", "--quorum", "2", "--wait", "--timeout", "2m")
+	if code != cli.ExitInconclusive || !strings.Contains(stderr, "no quorum of 2 is possible") ||
+		!strings.Contains(out, "carol                    failed at guix-build (exit 1)") || !strings.Contains(out, "| error: boom") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
 }

@@ -183,6 +183,11 @@ requests_from = [%q]
 		t.Fatalf("status does not show builder-c's failure with its log:\n%s", out)
 	}
 	t.Logf("rc3: status --quorum 3 exit %d\n%s", code, out)
+	// With builder-c's failure, three can never agree: --wait says so at once.
+	out, code = status("--quorum", "3", "--wait", "--timeout", "3m")
+	if code != 3 || !strings.Contains(out, "no quorum of 3 is possible") {
+		t.Fatalf("status --quorum 3 --wait after rc3's failure: exit %d\n%s", code, out)
+	}
 	js, _ := rbnode(t, rmHome, "status", "0.2.0", "--quorum", "2", "--json")
 	var r struct {
 		Verdict string
