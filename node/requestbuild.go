@@ -169,7 +169,8 @@ func (d *Daemon) answerRequest(ctx context.Context, it queuedRequest) error {
 	d.buildMu.Lock()
 	defer d.buildMu.Unlock()
 	log.Info().Msg("building a requested commit")
-	res, err := d.fetchCommit(ctx, it.req.GitCommit)
+	var res *builder.Result
+	err := d.fetchCommit(ctx, it.req.GitCommit)
 	if err == nil {
 		res, err = RunBuild(ctx, d.n.cfg.Home, BuildRequest{
 			Repo: c.Repo, Version: it.req.Version, Commit: it.req.GitCommit, Pipeline: c.Pipeline, Project: c.Project,
@@ -237,7 +238,7 @@ func laterRequest(cur *attest.Claim, it queuedRequest) bool {
 // fetchCommit makes the requested commit present in the repository:
 // fetched from auto_build.remote (by hash, else every branch), never
 // run. Its error is a *builder.StageError of stage source.
-func (d *Daemon) fetchCommit(ctx context.Context, commit string) (*builder.Result, error) {
+func (d *Daemon) fetchCommit(ctx context.Context, commit string) error {
 	c := d.n.cfg.AutoBuild
 	git := func(args ...string) ([]byte, error) {
 		gctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -246,7 +247,7 @@ func (d *Daemon) fetchCommit(ctx context.Context, commit string) (*builder.Resul
 	}
 	has := func() bool { _, err := git("cat-file", "-e", commit+"^{commit}"); return err == nil }
 	if has() {
-		return nil, nil
+		return nil
 	}
 	var out []byte
 	var err error
@@ -257,7 +258,7 @@ func (d *Daemon) fetchCommit(ctx context.Context, commit string) (*builder.Resul
 		}
 	}
 	if has() {
-		return nil, nil
+		return nil
 	}
 	code := -1
 	var ee *exec.ExitError
@@ -268,7 +269,7 @@ func (d *Daemon) fetchCommit(ctx context.Context, commit string) (*builder.Resul
 	if c.Remote != "" {
 		msg += " nor in its remote " + c.Remote
 	}
-	return nil, &builder.StageError{Stage: builder.StageSource, ExitCode: code, LastLine: lastLine(out), Err: errors.New(msg + ": " + strings.TrimSpace(string(out)))}
+	return &builder.StageError{Stage: builder.StageSource, ExitCode: code, LastLine: lastLine(out), Err: errors.New(msg + ": " + strings.TrimSpace(string(out)))}
 }
 
 func lastLine(b []byte) string {

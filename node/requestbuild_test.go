@@ -138,6 +138,20 @@ func TestRequestBuilds(t *testing.T) {
 	}
 	_ = first
 
+	// A commit the remote does not have: a failure at stage source.
+	missing := strings.Repeat("de", 20)
+	third, err := rmd.d.Request(t.Context(), RequestOptions{Version: "0.2.0", Commit: missing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "carol's failure to fetch the commit", func() bool {
+		r, err = rmd.n.Status("", "0.2.0", 1)
+		return err == nil && r.Request.Document == third.Document && answers(r.Request) == "carol=failed eve=silent"
+	})
+	if f := r.Request.Answers[0].Failure; f.Stage != "source" || !strings.Contains(f.Error, "commit "+missing+" is not in") {
+		t.Fatalf("failure %+v, want stage source naming the missing commit", f)
+	}
+
 	// A builder that lists its own key builds its own requests.
 	t.Setenv("STANDIN_FAIL", "")
 	own, err := cd.d.Request(t.Context(), RequestOptions{Version: "0.2.0", Commit: commit, Note: "own"})
