@@ -636,7 +636,15 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		}
 	}
 	if fp, held, err := d.n.store.Signer(p.ID); err == nil && held {
-		// Relayed only if it counts here: trusted, and not voided by its key.
+		// A peer's copy of a document held here is not relayed again: this
+		// node relayed it when it first had it, and a catch-up republishes
+		// documents older than pubsub's seen cache, which would otherwise
+		// cross the whole network once more. Its own publication is
+		// relayed only if it counts here: trusted, and not voided by its
+		// key.
+		if rej.Peer != "" {
+			return gossip.Ignore, "", ""
+		}
 		if d.trusts(fp) {
 			if _, meta, err := d.n.store.Get(p.ID); err == nil && meta.Verification.OK() {
 				return gossip.Accept, "", ""

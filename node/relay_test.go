@@ -1,0 +1,73 @@
+package node
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// received is how many documents td's handler has had from peers.
+func received(td *testDaemon) int {
+	var m dto.Metric
+	if err := td.d.metrics.received.Write(&m); err != nil {
+		return -1
+	}
+	return int(m.GetCounter().GetValue())
+}
+
+// TestCatchUpDoesNotRegossipHeldDocuments: a node that catches up on an
+// old document republishes it (so that a healed partition is crossed at
+// gossip speed), but the peers that already hold it do not pass it on:
+// the rest of the network does not move it again. Line a - b - c; b and c
+// hold the document from before; a syncs it from b. c then has from its
+// peers only the fresh document a publishes next.
+func TestCatchUpDoesNotRegossipHeldDocuments(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	link := func(x, y *testDaemon) {
+		px, py := x.d.Network().ID(), y.d.Network().ID()
+		if _, err := mn.LinkPeers(px, py); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(px, py); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "the mesh", func() bool {
+			return slices.Contains(x.d.Network().TopicPeers(), py) && slices.Contains(y.d.Network().TopicPeers(), px)
+		})
+	}
+	a := startDaemon(t, t.TempDir(), mn, nil, alice)
+	b := startDaemon(t, t.TempDir(), mn, nil, alice)
+	c := startDaemon(t, t.TempDir(), mn, nil, alice)
+	link(a, b)
+	link(b, c)
+	// b and c hold a document none of them ever gossiped, as they would
+	// one gossiped a month ago (long out of pubsub's seen cache).
+	other := startDaemon(t, t.TempDir(), mn, nil, alice) // not linked to anyone
+	old := publishDoc(t, other, alice, "0.7.0", sha('a'))
+	env, err := other.n.Envelope(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, td := range []*testDaemon{b, c} {
+		if res, reason, _ := td.d.judge(t.Context(), env, true); !td.has(old) {
+			t.Fatalf("did not store the old document: %v %s", res, reason)
+		}
+	}
+	// a catches up from b and republishes what it fetched.
+	if _, err := a.d.Network().SyncWith(t.Context(), peer.AddrInfo{ID: b.d.Network().ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "a to catch up", func() bool { return a.has(old) })
+	waitFor(t, 20*time.Second, "b to hear it back from a", func() bool { return received(b) >= 1 })
+	fresh := publishDoc(t, a, alice, "0.7.1", sha('b'))
+	waitFor(t, 20*time.Second, "the fresh document to reach c", func() bool { return c.has(fresh) })
+	if n := received(c); n != 1 {
+		t.Fatalf("c had %d documents from its peers, want 1 (the fresh one): b passed the old one on", n)
+	}
+}
