@@ -446,11 +446,24 @@ const (
 	importGCPercent   = 400
 )
 
-func boundImportMemory() {
+// daemonMemoryLimit is the soft limit of a daemon's Go heap. A daemon
+// holds little between requests (about 25 MB on a million documents), but
+// serving a full catch-up of a million documents builds a reconciliation
+// of every id; with no limit the collector let the heap grow to 196 MB
+// while it ran, and the daemon's peak resident set (its file pages
+// included, see store.MaxResidentFiles) reached 254 to 282 MB. With it:
+// 104 MB and 195 MB, at the same sync speed. GOMEMLIMIT, when set, wins.
+const daemonMemoryLimit = 128 << 20
+
+func boundImportMemory() { boundMemory(importMemoryLimit, importGCPercent) }
+
+// boundMemory sets the Go heap's soft limit and, when gcPercent is not 0,
+// GOGC, unless the environment sets them.
+func boundMemory(limit int64, gcPercent int) {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(importMemoryLimit)
-		if os.Getenv("GOGC") == "" {
-			debug.SetGCPercent(importGCPercent)
+		debug.SetMemoryLimit(limit)
+		if gcPercent != 0 && os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(gcPercent)
 		}
 	}
 }

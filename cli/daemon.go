@@ -80,6 +80,7 @@ func daemonCommand() *ucli.Command {
 				return usagef("a daemon is already running for %s", cfg.Home)
 			}
 			log := newLogger(c, cfg)
+			boundMemory(daemonMemoryLimit, 0)
 			// A command that only reads may hold the store for a moment
 			// (shared): wait for it rather than fail to start.
 			n, err := openRetrying(c.Context, func() (*node.Node, error) { return node.Open(cfg, log) })
