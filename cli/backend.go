@@ -84,6 +84,9 @@ func (l local) Request(ctx context.Context, req node.RequestOptions) (*node.Requ
 // socket, else against the store opened directly (read-only when
 // readOnly). A stale socket left by a crashed daemon is not a daemon.
 func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
+	if readOnly {
+		boundReadMemory()
+	}
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err

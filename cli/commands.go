@@ -455,7 +455,23 @@ const (
 // 104 MB and 195 MB, at the same sync speed. GOMEMLIMIT, when set, wins.
 const daemonMemoryLimit = 128 << 20
 
+// readMemoryLimit bounds the Go heap of a command that only reads, which
+// otherwise runs without collecting: such a command lives for
+// milliseconds and keeps little (the release list of 10,000 releases is a
+// few MB), and the collections it started cost `rbnode status` a quarter
+// of its time on the shared machine (median of 21: 23 to 30 ms with, 19
+// without, on 10,000 releases). Past the limit the collector runs as
+// usual. GOGC or GOMEMLIMIT, when set, win.
+const readMemoryLimit = 128 << 20
+
 func boundImportMemory() { boundMemory(importMemoryLimit, importGCPercent) }
+
+func boundReadMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" && os.Getenv("GOGC") == "" {
+		debug.SetMemoryLimit(readMemoryLimit)
+		debug.SetGCPercent(-1)
+	}
+}
 
 // boundMemory sets the Go heap's soft limit and, when gcPercent is not 0,
 // GOGC, unless the environment sets them.

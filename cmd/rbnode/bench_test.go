@@ -18,7 +18,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node"
 	"github.com/rbnode/rbnode/node/web"
 )
@@ -114,34 +113,6 @@ func BenchmarkImportVsGPG(b *testing.B) {
 	b.ReportMetric(n/med.known.Seconds(), "fig_sigs/s")
 	b.ReportMetric(n/med.gpg.Seconds(), "anc_sigs/s")
 	b.ReportMetric(35, "min_x")
-}
-
-// BenchmarkStatusVsProcessFloor builds a store of 10,000 releases by 20
-// builders (200,000 signed documents), then times `rbnode status VERSION`
-// against `rbnode --version`, the cost of starting the process at all.
-// Target: within 2x.
-func BenchmarkStatusVsProcessFloor(b *testing.B) {
-	const releases, builders = 10000, 20
-	home, _ := bigStore(b, releases, builders)
-	env := []string{"RBNODE_HOME=" + home}
-	target := fmt.Sprintf("1.%d", releases/2)
-	timeCmd(b, env, rbnodeBin, "status", target) // first open settles the store
-
-	var floor, status []time.Duration
-	b.ResetTimer()
-	for range b.N {
-		for range 20 {
-			floor = append(floor, timeCmd(b, env, rbnodeBin, "--version"))
-			status = append(status, timeCmd(b, env, rbnodeBin, "status", target))
-		}
-	}
-	b.StopTimer()
-	slices.Sort(floor)
-	slices.Sort(status)
-	f, s := floor[len(floor)/2], status[len(status)/2]
-	b.ReportMetric(float64(f.Microseconds())/1000, "floor-ms")
-	b.ReportMetric(float64(s.Microseconds())/1000, "status-ms")
-	b.ReportMetric(float64(s)/float64(f), "x-floor")
 }
 
 // BenchmarkImportMemory imports trees of growing size and reports the
@@ -256,15 +227,6 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(float64(s)/float64(c), "x-clone")
 }
 
-// bigStore makes a home whose store holds releases x builders signed
-// manifests (each builder trusted), ingested in memory: what a daemon of a
-// long-lived network holds. It returns the home and the builders' keys.
-func bigStore(b *testing.B, releases, builders int) (string, []*attest.SecretKey) {
-	b.Helper()
-	home := b.TempDir()
-	return home, fillStore(b, home, releases, builders)
-}
-
 // BenchmarkReleasePage asks the status web page for one release of a
 // store of 10,000 releases by 20 builders (200,000 signed documents), over
 // HTTP on loopback, and reports the median and the 99th percentile of the
@@ -272,9 +234,8 @@ func bigStore(b *testing.B, releases, builders int) (string, []*attest.SecretKey
 // the time of the release list's first page (/), the 100 newest.
 func BenchmarkReleasePage(b *testing.B) {
 	const releases, builders = 10000, 20
-	home, _ := bigStore(b, releases, builders)
 	cfg := node.DefaultConfig()
-	cfg.Home = home
+	cfg.Home = loadStoreFixture(b, releases, builders).home
 	n, err := node.Open(cfg, zerolog.Nop(), node.ReadOnly())
 	if err != nil {
 		b.Fatal(err)
