@@ -137,3 +137,22 @@ func TestParseRetry(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRetry: any error text gives a wait between 0 and
+// maxRetryAfter, and a refusal's own text gives back its wait.
+func FuzzParseRetry(f *testing.F) {
+	f.Add(retryText(1500 * time.Millisecond))
+	f.Add("retry after 5 ms; retry after 7 ms")
+	f.Add("retry after 18446744073709551615 ms")
+	f.Fuzz(func(t *testing.T, text string) {
+		if d := parseRetry(text); d < 0 || d > maxRetryAfter {
+			t.Fatalf("parseRetry(%q) = %v", text, d)
+		}
+		if len(text) >= 8 {
+			ms := time.Duration(text[0])*time.Second + time.Duration(text[1])*time.Millisecond
+			if got := parseRetry(retryText(ms)); got != ms {
+				t.Fatalf("parseRetry(retryText(%v)) = %v", ms, got)
+			}
+		}
+	})
+}

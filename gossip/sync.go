@@ -184,7 +184,7 @@ func (n *Network) serveSync(s network.Stream) {
 
 	log := n.log.With().Str("peer", p.String()).Logger()
 	visits := 0 // IDs ranged over in this session
-	if n.work.Available(p, time.Now()) < min(minSessionWork, n.resumeWork()) {
+	if n.work.Available(p, time.Now()) < min(minSessionWork, n.cfg.SyncWorkBurst/16) {
 		// Refused, and told when to come back; coming back earlier than
 		// it was last told is held against it.
 		if n.refuseBudget(s, p) {
@@ -278,6 +278,12 @@ func (n *Network) serveSync(s network.Stream) {
 			return
 		}
 		if wait := n.work.Until(p, 0, time.Now()); wait > 0 {
+			if wait > n.cfg.tuning.pace {
+				// Overdrawn past pacing (the peer's other session spent
+				// meanwhile): refused, not left waiting into a stall.
+				_ = n.refuseBudget(s, p)
+				return
+			}
 			// Paced: the answer leaves when the peer's balance is back
 			// to zero (at most about a second).
 			select {
@@ -428,9 +434,9 @@ func (n *Network) refuseBudget(s network.Stream, p peer.ID) (early bool) {
 }
 
 // resumeWork is the balance a refused asker is told to wait for: enough
-// for a good part of a session, at most the budget's burst.
+// for a good part of a session, at most a quarter of the budget's burst.
 func (n *Network) resumeWork() int64 {
-	return min(n.cfg.tuning.resumeWork, n.cfg.SyncWorkBurst)
+	return min(n.cfg.tuning.resumeWork, n.cfg.SyncWorkBurst/4)
 }
 
 // retryText is the text of a budget refusal: the asker parses the wait
@@ -449,7 +455,10 @@ func parseRetry(text string) time.Duration {
 	if _, err := fmt.Sscanf(text[i:], "retry after %d ms", &ms); err != nil || ms < 0 {
 		return 0
 	}
-	return min(time.Duration(ms)*time.Millisecond, maxRetryAfter)
+	if ms > maxRetryAfter.Milliseconds() {
+		return maxRetryAfter // and no overflow
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // Resync starts a sync session with every connected peer at once
@@ -1027,7 +1036,7 @@ const (
 	lookupCost     = 512
 	workPerMinute  = 256 << 20
 	workBurst      = 1 << 30
-	minSessionWork = 1 << 20  // a session is not started with less
+	minSessionWork = 1 << 20  // a session is not started with less (or a 16th of the burst)
 	resumeWork     = 64 << 20 // a refused asker is told to wait until it has this
 	maxRetryAfter  = 10 * time.Minute
 )
