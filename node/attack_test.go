@@ -8,6 +8,7 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -693,6 +694,52 @@ func TestAttackSyncDenial(t *testing.T) {
 	})
 	t.Logf("honest sync served after %v; b caught up past 4 stallers in %v; CPU %v", served, caughtUp, cpuTime()-cpu0)
 	report(t, "sync denial", 16+1+4, lost(t, a)+lost(t, b), diskUsed(a.home))
+}
+
+// TestAttackSyncBudgetHog: a stranger that downloads a node's whole store
+// again and again, coming back at once each time it is refused for its
+// work budget, is penalised and banned; an honest empty node catching up
+// from the same daemon meanwhile gets everything, and is not penalised.
+func TestAttackSyncBudgetHog(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	docs := 50
+	if longAttack {
+		docs = 400
+	}
+	// A burst of about four copies of the store (the honest asker below
+	// runs a catch-up and, being a running node, its own sync on
+	// connecting, at once), next to nothing a minute.
+	a := startDaemonWith(t, t.TempDir(), nil, nil, daemonSetup{opts: DaemonOptions{SyncWorkPerMinute: 1 << 10, SyncWorkBurst: int64(docs) * 8 << 10}}, alice)
+	a.seed(t, alice)
+	tree := t.TempDir()
+	for i := range docs {
+		alice.writeAttestation(t, tree, alice.attestation(fmt.Sprintf("0.%d.0", i), sha('a'), commitA, "rustc 1.82.0"))
+	}
+	mustImport(t, a.n, tree)
+	aInfo := addrInfo(t, a.addr(t))
+
+	hog := newAttacker(t, nil) // stores nothing: each sync fetches it all again
+	tries, refused := 0, 0
+	for ; tries < 40 && !a.d.Network().Banned(hog.net.ID()); tries++ {
+		_, err := hog.net.SyncWith(t.Context(), aInfo)
+		if se := (*gossip.SyncError)(nil); errors.As(err, &se) && se.RetryAfter > 0 {
+			refused++
+		}
+	}
+	if refused == 0 || !a.d.Network().Banned(hog.net.ID()) {
+		t.Fatalf("after %d downloads the hog was refused %d times, banned %v, penalty %v",
+			tries, refused, a.d.Network().Banned(hog.net.ID()), a.d.Network().Penalty(hog.net.ID()))
+	}
+	honest := newAttacker(t, nil) // a bare node: here an honest, empty asker
+	stats, err := honest.net.CatchUp(t.Context(), []peer.AddrInfo{aInfo})
+	if err != nil || stats[0].Fetched != docs+len(a.baseline) {
+		t.Fatalf("honest catch-up after the hog: %v, %+v", err, stats)
+	}
+	if p := a.d.Network().Penalty(honest.net.ID()); p != 0 {
+		t.Errorf("the honest asker was penalised %v", p)
+	}
+	t.Logf("the hog downloaded %d times, was refused %d times, then banned; an honest catch-up fetched %d", tries, refused, stats[0].Fetched)
+	report(t, "sync budget hog", tries, lost(t, a), diskUsed(a.home))
 }
 
 // TestAttackEquivocationAcrossPartition: a builder signs two different

@@ -537,7 +537,7 @@ func (c *keyCache) get(b []byte) (*attest.Key, error) {
 // future is dropped and logged, but not held against the sender.
 func (d *Daemon) handle(ctx context.Context, from peer.ID, data []byte) gossip.Result {
 	res, reason, detail := d.judgeFrom(ctx, from, data, false)
-	d.log.Debug().Str("peer", from.String()).Stringer("result", res).Str("reason", reason).Msg("document")
+	d.log.Debug().Stringer("peer", from).Stringer("result", res).Str("reason", reason).Msg("document")
 	d.count(from, res, reason)
 	if res == gossip.Reject {
 		d.log.Info().Str("peer", from.String()).Str("reason", reason).Str("detail", detail).Msg("rejected a document")
@@ -588,10 +588,11 @@ func (d *Daemon) judge(ctx context.Context, data []byte, wait bool) (gossip.Resu
 // signature is by a trusted key.
 func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait bool) (gossip.Result, string, string) {
 	rej := store.Rejection{Source: "local"}
-	if from != "" && from != d.net.ID() {
-		rej.Source, rej.Peer = "peer:"+from.String(), from.String()
-	}
+	remote := from != "" && from != d.net.ID()
 	reject := func(res gossip.Result, reason, detail string) (gossip.Result, string, string) {
+		if remote { // spelt out only here: base58 is a cost on every document
+			rej.Source, rej.Peer = "peer:"+from.String(), from.String()
+		}
 		rej.Time, rej.Reason, rej.Detail = d.n.now().UTC(), reason, detail
 		if err := d.n.store.AddRejections([]store.Rejection{rej}); err != nil {
 			d.log.Warn().Err(err).Msg("log a rejection")
@@ -657,7 +658,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 	if v.Status == attest.StatusBadSignature {
 		return reject(gossip.Reject, string(v.Status), v.Detail)
 	}
-	if !trusted && rej.Peer != "" {
+	if !trusted && remote {
 		// Past its budget a peer is rate-limited: its documents are
 		// dropped. One that goes on for another budget's worth (an honest
 		// node's bulk relay does not) is also penalised, then banned.
@@ -665,7 +666,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		case left <= -float64(d.n.cfg.UntrustedPerMinute):
 			return gossip.Throttle, "", ""
 		case left < 0:
-			d.log.Debug().Str("peer", rej.Peer).Msg("peer over its budget of untrusted documents")
+			d.log.Debug().Stringer("peer", from).Msg("peer over its budget of untrusted documents")
 			return gossip.Ignore, "", ""
 		}
 	}
