@@ -429,7 +429,8 @@ func signCommand() *ucli.Command {
 	}
 }
 
-// importMemoryLimit is the soft limit of an import's Go heap. What an
+// importMemoryLimit is the soft limit of an import's Go heap (and a
+// sync's, whose live set is bounded the same way). What an
 // import keeps alive is bounded (its own buffers, Badger's memtables and
 // compaction buffers, about 50 MB); without a limit the garbage between
 // collections grows with the tree, to 150 MB for 96,000 documents. With it

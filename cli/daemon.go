@@ -233,6 +233,7 @@ func syncCommand() *ucli.Command {
 			if _, err := node.Dial(cfg.Home); err == nil {
 				return usagef("a daemon is running for %s: it syncs with its peers by itself", cfg.Home)
 			}
+			boundImportMemory()
 			n, err := node.Open(cfg, newLogger(c, cfg))
 			if err != nil {
 				return err
