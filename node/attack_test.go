@@ -755,15 +755,7 @@ func TestAttackEquivocationAcrossPartition(t *testing.T) {
 	for range 6 {
 		nodes = append(nodes, startDaemon(t, t.TempDir(), mn, nil, alice))
 	}
-	link := func(a, b *testDaemon) {
-		pa, pb := a.d.Network().ID(), b.d.Network().ID()
-		if _, err := mn.LinkPeers(pa, pb); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(pa, pb); err != nil {
-			t.Fatal(err)
-		}
-	}
+	link := func(a, b *testDaemon) { mockLink(t, mn, a, b) }
 	left, right := nodes[:3], nodes[3:]
 	for _, side := range [][]*testDaemon{left, right} {
 		link(side[0], side[1])

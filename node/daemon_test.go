@@ -11,7 +11,6 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/multiformats/go-multiaddr"
 
@@ -120,6 +119,18 @@ func (td *testDaemon) has(id attest.ID) bool {
 	return ok
 }
 
+// mockLink links two daemons' mocknet hosts and connects them.
+func mockLink(t testing.TB, mn mocknet.Mocknet, a, b *testDaemon) {
+	t.Helper()
+	pa, pb := a.d.Network().ID(), b.d.Network().ID()
+	if _, err := mn.LinkPeers(pa, pb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(pa, pb); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -206,19 +217,13 @@ func TestPartitionHeals(t *testing.T) {
 	for range 10 {
 		nodes = append(nodes, startDaemon(t, t.TempDir(), mn, nil, alice, bob))
 	}
-	peerOf := func(td *testDaemon) peer.ID { return td.d.Network().ID() }
 	join := func(as, bs []*testDaemon) {
 		for _, a := range as {
 			for _, b := range bs {
 				if a == b {
 					continue
 				}
-				if _, err := mn.LinkPeers(peerOf(a), peerOf(b)); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := mn.ConnectPeers(peerOf(a), peerOf(b)); err != nil {
-					t.Fatal(err)
-				}
+				mockLink(t, mn, a, b)
 			}
 		}
 	}

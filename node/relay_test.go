@@ -30,13 +30,8 @@ func TestCatchUpDoesNotRegossipHeldDocuments(t *testing.T) {
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	link := func(x, y *testDaemon) {
+		mockLink(t, mn, x, y)
 		px, py := x.d.Network().ID(), y.d.Network().ID()
-		if _, err := mn.LinkPeers(px, py); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mn.ConnectPeers(px, py); err != nil {
-			t.Fatal(err)
-		}
 		waitFor(t, 20*time.Second, "the mesh", func() bool {
 			return slices.Contains(x.d.Network().TopicPeers(), py) && slices.Contains(y.d.Network().TopicPeers(), px)
 		})
