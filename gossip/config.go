@@ -131,6 +131,12 @@ type Config struct {
 	// asked for, with its stats and error (metrics).
 	SyncDone func(SyncStats, error)
 
+	// RelaySynced, if set, says whether a message first learnt through
+	// sync, and accepted, is gossiped on; nil gossips every one. A node
+	// back from a long absence fetches many old messages: gossiping them
+	// all would flood its peers with what most of them hold.
+	RelaySynced func(data []byte) bool
+
 	// tuning holds timings that only tests change.
 	tuning tuning
 }

@@ -723,10 +723,14 @@ const maxQueue = 1 << 16
 const handlerWorkers = 4
 
 // relay gossips a message first learnt through sync, so that it crosses a
-// healed partition at gossip speed rather than one periodic sync per hop.
-// Outside Run (a light client) there is no topic and nothing to do; a
-// message the mesh has already seen is dropped by pubsub's seen cache.
+// healed partition at gossip speed rather than one periodic sync per hop,
+// unless Config.RelaySynced declines it. Outside Run (a light client)
+// there is no topic and nothing to do; a message the mesh has already
+// seen is dropped by pubsub's seen cache.
 func (n *Network) relay(ctx context.Context, data []byte) {
+	if n.cfg.RelaySynced != nil && !n.cfg.RelaySynced(data) {
+		return
+	}
 	if t := n.topic.Load(); t != nil {
 		if err := t.Publish(ctx, data); err != nil {
 			n.log.Debug().Err(err).Msg("relay a synced message")

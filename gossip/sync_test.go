@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 func TestPrefix(t *testing.T) {
@@ -341,4 +343,56 @@ func TestPeriodicSync(t *testing.T) {
 	m := valid("imported offline")
 	a.store.put(m)
 	assertEverywhere(t, []*node{b}, 20*time.Second, m)
+}
+
+// TestSyncRelaysOnlyWhatRelaySyncedAllows: a node gossips on what it
+// fetched by sync, so that a healed partition is crossed at gossip speed,
+// but not the messages Config.RelaySynced declines (the node's old
+// documents): a peer that lacks them gets them by its own sync instead of
+// by a flood. a is linked to b and c; b holds an old and a new message;
+// c's own syncs are held off; a syncs from b. c then gets the new one by
+// gossip and not the old one.
+func TestSyncRelaysOnlyWhatRelaySyncedAllows(t *testing.T) {
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	old, recent := valid("signed last month"), valid("signed a minute ago")
+	a := newNode(t, mn, nil, func(c *Config, _ *testHandler) {
+		c.RelaySynced = func(data []byte) bool { return !bytes.Equal(data, old) }
+	})
+	b := newNode(t, mn, nil)
+	c := newNode(t, mn, nil, func(c *Config, _ *testHandler) {
+		c.tuning.settle, c.tuning.syncSpacing = time.Hour, time.Hour
+	})
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{a, b, c} {
+		n.run(t)
+	}
+	for _, p := range []*node{b, c} {
+		if _, err := mn.ConnectPeers(a.ID(), p.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "a's mesh with b and c", func() bool {
+		ps := a.TopicPeers()
+		return slices.Contains(ps, b.ID()) && slices.Contains(ps, c.ID()) && slices.Contains(c.TopicPeers(), a.ID())
+	})
+	b.store.put(old)
+	b.store.put(recent)
+	if _, err := a.SyncWith(t.Context(), b.addrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if !a.store.has(old) || !a.store.has(recent) {
+		t.Fatal("a did not fetch both messages from b")
+	}
+	// What a relayed went out before this, on the same stream to c.
+	barrier := valid("published after the sync")
+	if err := a.Publish(t.Context(), barrier); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "c to get the new messages", func() bool { return c.store.has(recent) && c.store.has(barrier) })
+	if c.store.has(old) {
+		t.Fatal("a gossiped the old message that RelaySynced declined")
+	}
 }

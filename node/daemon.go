@@ -137,6 +137,7 @@ func (d *Daemon) gossipConfig(id crypto.PrivKey) (gossip.Config, error) {
 	g.Logger = d.log.With().Str("component", "gossip").Logger()
 	g.ContentID = envelopeID
 	g.SyncDone = d.metrics.syncDone
+	g.RelaySynced = d.recent
 	g.SyncWorkPerMinute, g.SyncWorkBurst = d.opts.SyncWorkPerMinute, d.opts.SyncWorkBurst
 	g.Listen = nil
 	if d.opts.LightClient {
@@ -566,6 +567,27 @@ func (d *Daemon) count(from peer.ID, res gossip.Result, reason string) {
 	case res == gossip.Ignore && reason != "":
 		d.metrics.rejected.WithLabelValues(reason).Inc()
 	}
+}
+
+// relayWindow is how recently a document fetched by sync must have been
+// signed for this node to gossip it on: what was published during a
+// partition healed within a day crosses at gossip speed; older documents
+// reach the nodes that lack them by their own syncs (on connecting, then
+// every 5 minutes), not by one returning node's flood to all its peers.
+const relayWindow = 24 * time.Hour
+
+// recent reports whether an envelope's signature was made within
+// relayWindow of now (gossip.Config.RelaySynced).
+func (d *Daemon) recent(data []byte) bool {
+	env, err := attest.DecodeEnvelope(data)
+	if err != nil {
+		return false
+	}
+	sig, err := attest.ParseSignature(env.Doc.Signature)
+	if err != nil {
+		return false
+	}
+	return d.n.now().Sub(sig.Created()) < relayWindow
 }
 
 // reasonQuarantined is judge's reason for a document kept, not relayed,

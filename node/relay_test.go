@@ -8,6 +8,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rbnode/rbnode/attest"
 )
 
 // received is how many documents td's handler has had from peers.
@@ -19,9 +21,9 @@ func received(td *testDaemon) int {
 	return int(m.GetCounter().GetValue())
 }
 
-// TestCatchUpDoesNotRegossipHeldDocuments: a node that catches up on an
-// old document republishes it (so that a healed partition is crossed at
-// gossip speed), but the peers that already hold it do not pass it on:
+// TestCatchUpDoesNotRegossipHeldDocuments: a node that catches up on a
+// recent document republishes it (so that a healed partition is crossed
+// at gossip speed), but the peers that already hold it do not pass it on:
 // the rest of the network does not move it again. Line a - b - c; b and c
 // hold the document from before; a syncs it from b. c then has from its
 // peers only the fresh document a publishes next.
@@ -41,14 +43,11 @@ func TestCatchUpDoesNotRegossipHeldDocuments(t *testing.T) {
 	c := startDaemon(t, t.TempDir(), mn, nil, alice)
 	link(a, b)
 	link(b, c)
-	// b and c hold a document none of them ever gossiped, as they would
-	// one gossiped a month ago (long out of pubsub's seen cache).
-	other := startDaemon(t, t.TempDir(), mn, nil, alice) // not linked to anyone
-	old := publishDoc(t, other, alice, "0.7.0", sha('a'))
-	env, err := other.n.Envelope(old)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// b and c hold a document signed an hour ago that none of them ever
+	// gossiped: within the relay window, out of pubsub's 10-minute seen
+	// cache, as one gossiped an hour ago would be.
+	env := signedEnvelope(t, alice, "0.7.0", sha('a'), time.Now().Add(-time.Hour))
+	old := envelopeID(env)
 	for _, td := range []*testDaemon{b, c} {
 		if res, reason, _ := td.d.judge(t.Context(), env, true); !td.has(old) {
 			t.Fatalf("did not store the old document: %v %s", res, reason)
@@ -64,5 +63,39 @@ func TestCatchUpDoesNotRegossipHeldDocuments(t *testing.T) {
 	waitFor(t, 20*time.Second, "the fresh document to reach c", func() bool { return c.has(fresh) })
 	if n := received(c); n != 1 {
 		t.Fatalf("c had %d documents from its peers, want 1 (the fresh one): b passed the old one on", n)
+	}
+}
+
+// signedEnvelope is an envelope of b's attestation of version, with the
+// given artifact hash, signed at the given time.
+func signedEnvelope(t *testing.T, b builderKey, version, artifact string, at time.Time) []byte {
+	t.Helper()
+	body := b.attestation(version, artifact, commitA, "rustc 1.82.0").Encode()
+	sig, err := b.sk.Sign(body, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := attest.Envelope{Doc: attest.Document{Kind: attest.KindAttestation, Name: "attestation.json", Body: body, Signature: sig}, Key: b.sk.Public().Bytes()}
+	return env.Encode()
+}
+
+// TestRelayWindow: what a node fetched by sync is gossiped on only if it
+// was signed within the last day (gossip.Config.RelaySynced): a node back
+// after a month does not flood its peers with the month.
+func TestRelayWindow(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	td := startDaemon(t, t.TempDir(), mn, nil, alice)
+	for _, c := range []struct {
+		age  time.Duration
+		want bool
+	}{{time.Minute, true}, {23 * time.Hour, true}, {25 * time.Hour, false}, {30 * 24 * time.Hour, false}} {
+		if got := td.d.recent(signedEnvelope(t, alice, "0.8.0", sha('a'), time.Now().Add(-c.age))); got != c.want {
+			t.Errorf("signed %v ago: relayed %v, want %v", c.age, got, c.want)
+		}
+	}
+	if td.d.recent([]byte("not an envelope")) {
+		t.Error("a malformed message is relayed")
 	}
 }
