@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,4 +156,59 @@ func FuzzParseRetry(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSyncOnConnectResumesAfterRefusal: a running node whose sync on
+// connecting is refused for the peer's work budget comes back when the
+// peer said (not sooner: it is not penalised) and gets everything, with no
+// periodic sync to fall back on.
+func TestSyncOnConnectResumesAfterRefusal(t *testing.T) {
+	const items, size = 120, 1000
+	srv := newNode(t, nil, nil, withBudget(120<<10*60, 60<<10, 50<<10))
+	msgs := fill(srv.store, 0, items, size)
+	cli := newNode(t, nil, nil)
+	var refused atomic.Int32
+	cli.cfg.SyncDone = func(_ SyncStats, err error) {
+		if se := (*SyncError)(nil); errors.As(err, &se) && se.RetryAfter > 0 {
+			refused.Add(1)
+		}
+	}
+	srv.run(t)
+	cli.run(t)
+	if err := cli.host.Connect(context.Background(), srv.addrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	assertEverywhere(t, []*node{cli}, 20*time.Second, msgs...)
+	if refused.Load() == 0 {
+		t.Error("no session was refused: the budget did not bite")
+	}
+	if p := srv.Penalty(cli.ID()); p != 0 {
+		t.Errorf("the server penalised the resuming node: %v", p)
+	}
+	t.Logf("%d sessions refused before the node held all %d messages", refused.Load(), items)
+}
+
+// TestScanOddDepthVisitsOnlyTheBucket: scanning the 16 buckets of depth 1
+// ranges over each ID once, not over the whole first byte for each (8.5
+// times the IDs, which put a catch-up of a million documents past a
+// session's cap of IDs ranged).
+func TestScanOddDepthVisitsOnlyTheBucket(t *testing.T) {
+	s := newStore()
+	fill(s, 0, 1600, 10)
+	visits := 0
+	held := uint64(0)
+	for c := range byte(fanout) {
+		sc, err := scanBucket(s, prefix{}.child(c), 0, &visits, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held += sc.sum.count
+		sub := prefix{}.child(c).child(3) // and an odd depth further down
+		if _, err := scanBucket(s, sub.child(7), 0, new(int), 1<<30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held != 1600 || visits != 1600 {
+		t.Fatalf("the 16 buckets hold %d of 1600 IDs; scanning them visited %d", held, visits)
+	}
 }
