@@ -49,6 +49,10 @@ func (n *Network) CatchUp(ctx context.Context, peers []peer.AddrInfo) ([]SyncSta
 // up on that peer.
 const maxRefusals = 6
 
+// visitLevels bounds the levels of the prefix tree a bucket's reconcile
+// descends: buckets of up to 32·16⁵ (33 million) IDs.
+const visitLevels = 6
+
 // requestReserve is the requests a catch-up session keeps in hand when it
 // takes a bucket: one bucket rarely needs more, and a bucket cut short
 // goes on in the next session anyway.
@@ -142,10 +146,26 @@ func (n *Network) catchUpSession(ctx context.Context, p peer.ID, pl *plan, st *S
 		if err != nil {
 			return err
 		}
-		for c.requests < maxRequests-requestReserve && time.Since(start) < timeout/2 {
+		// The IDs the server ranges over in this session, bounded by
+		// maxVisits: the root's, then at most visitLevels times a
+		// bucket's for each job (reconciling it ranges each level once).
+		visits := uint64(0)
+		for _, ch := range root.answers[0].children {
+			visits += ch.count
+		}
+		visits += uint64(len(root.answers[0].ids))
+		for jobs := 0; c.requests < maxRequests-requestReserve && time.Since(start) < timeout/2; jobs++ {
 			j := pl.take()
 			if j == nil {
 				return nil
+			}
+			if j.p.depth == 1 && !j.reconciled && root.answers[0].kind == answerSplit {
+				cost := visitLevels * root.answers[0].children[nibble(&j.p.b, 0)].count
+				if jobs > 0 && visits+cost > maxVisits {
+					pl.put(j, false) // first in the next session
+					return nil
+				}
+				visits += cost
 			}
 			done, err := c.work(sctx, j, pl, &root.answers[0], &local[0])
 			pl.put(j, done)

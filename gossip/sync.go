@@ -1056,7 +1056,8 @@ func (b *PeerBudget) Draw(p peer.ID, now time.Time) float64 {
 // (a key read from the store and hashed twice), each ID a Get looks up
 // lookupCost (a point read) plus the bytes of the message served. A peer
 // may take workBurst at once, enough for an honest catch-up of a store
-// of about 700,000 documents of 1.5 KB, then workPerMinute.
+// of about 480,000 documents of 1.7 KB, then workPerMinute (a larger
+// catch-up from one peer is paced to it; from several, each has its own).
 const (
 	rangeCost      = 64
 	lookupCost     = 512
