@@ -6,8 +6,11 @@ import (
 	"errors"
 	"maps"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node/store"
@@ -195,32 +198,64 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []ReleaseSummary{}
+	// Each release of the list, from the cache where its line is valid;
+	// the others are judged on every core (an import's refresh judges
+	// every release it touched).
+	type line struct {
+		s       ReleaseSummary
+		judged  bool // judged now, not read from the cache
+		unknown bool // its documents were dropped since the listing
+	}
+	var lines []line
+	var keys []store.ReleaseKey
+	var misses []int
 	projects := map[string]bool{}
-	fresh := map[store.ReleaseKey][]byte{}
-	size := 0
 	for _, c := range cached {
 		k := c.Release
 		projects[k.Project] = true
 		if project != "" && k.Project != project {
 			continue
 		}
-		if st, s, err := decodeSummary(c.Value); err == nil && st == stamp {
-			s.Project, s.Version = k.Project, k.Version
-			out = append(out, s)
+		st, s, err := decodeSummary(c.Value)
+		if err != nil || st != stamp {
+			misses = append(misses, len(lines))
+		}
+		s.Project, s.Version = k.Project, k.Version
+		lines = append(lines, line{s: s})
+		keys = append(keys, k)
+	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, i := range misses {
+		g.Go(func() error {
+			r, err := n.status(keys[i].Project, keys[i].Version, quorum, ts)
+			switch {
+			case errors.Is(err, ErrUnknownRelease):
+				lines[i].unknown = true
+			case err != nil:
+				return err
+			default:
+				lines[i] = line{s: summarise(r), judged: true}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := []ReleaseSummary{}
+	fresh := map[store.ReleaseKey][]byte{}
+	size := 0
+	for i, l := range lines {
+		if l.unknown {
 			continue
 		}
-		r, err := n.status(k.Project, k.Version, quorum, ts)
-		if errors.Is(err, ErrUnknownRelease) {
-			continue // its untrusted documents were dropped since the listing
+		out = append(out, l.s)
+		if l.judged {
+			k := keys[i]
+			fresh[k] = encodeSummary(stamp, l.s)
+			size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
 		}
-		if err != nil {
-			return nil, err
-		}
-		s := summarise(r)
-		out = append(out, s)
-		fresh[k] = encodeSummary(stamp, s)
-		size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
 	}
 	if project != "" && len(out) == 0 && len(projects) > 0 {
 		return nil, unknownProject(project, projects)
