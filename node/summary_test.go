@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/rbnode/rbnode/attest"
 	"github.com/rbnode/rbnode/node/store"
@@ -360,5 +363,83 @@ func TestSummaryDecodeRejects(t *testing.T) {
 	}
 	if _, s, err := decodeSummary(good); err != nil || s.BuilderCount != 1 || s.Verdict != attest.Pending {
 		t.Fatalf("good summary: %+v %v", s, err)
+	}
+}
+
+// TestSummariesDistrustWritesByOthers: a store written after its last
+// clean close by a program that keeps no change markers (an older rbnode,
+// here Badger directly) has its cached lines and list ignored, read-only
+// and writable, until a listing judges them again; a store closed cleanly
+// keeps them.
+func TestSummariesDistrustWritesByOthers(t *testing.T) {
+	b := newBuilder(t, "builder0")
+	cfg := DefaultConfig()
+	cfg.Home = t.TempDir()
+	open := func(opts ...Option) *Node {
+		n, err := Open(cfg, testLogger(t), append(opts, WithClock(func() time.Time { return testNow }))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cached := func(n *Node) (list bool, lines int) {
+		l, err := n.store.CachedList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums, _, err := n.store.Summaries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range sums {
+			if s.Value != nil {
+				lines++
+			}
+		}
+		return l != nil, lines
+	}
+	n := open()
+	trustBuilders(t, n, b)
+	tree := t.TempDir()
+	b.writeAttestation(t, tree, b.attestation("0.1.0", sha('a'), commitA, "rustc 1.82.0"))
+	mustImport(t, n, tree)
+	n.Close()
+	n = open(ReadOnly())
+	if list, lines := cached(n); !list || lines != 1 {
+		t.Fatalf("after a clean close: list cached %v, %d lines cached; want both", list, lines)
+	}
+	n.Close()
+
+	// Another program writes.
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Home, StoreDir)).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("1/s/other"), []byte("x")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	for _, ro := range []bool{true, false} {
+		var opts []Option
+		if ro {
+			opts = append(opts, ReadOnly())
+		}
+		n = open(opts...)
+		if list, lines := cached(n); list || lines != 0 {
+			t.Fatalf("read-only %v, after another program wrote: list cached %v, %d lines cached; want none", ro, list, lines)
+		}
+		n.Close()
+	}
+	// A listing judges them again, and a clean close keeps them.
+	n = open()
+	if _, err := n.Releases("", 0); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	n = open(ReadOnly())
+	defer n.Close()
+	if list, lines := cached(n); !list || lines != 1 {
+		t.Fatalf("after a listing and a clean close: list cached %v, %d lines cached; want both", list, lines)
 	}
 }

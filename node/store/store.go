@@ -38,6 +38,10 @@ type Store struct {
 	// once, by Close, which then waits for residentDone.
 	stopResident, residentDone chan struct{}
 	closeOnce                  sync.Once
+	// summariesStale: a read-only open found the store written after the
+	// last clean close of a writable session (summary.go); no cached
+	// summary or list is used.
+	summariesStale bool
 	// untrustedMu serialises PutUntrusted: each admission reads and moves
 	// the untrusted index's bounds, and Badger (without conflict
 	// detection) would let two transactions take the same sequence number
@@ -135,6 +139,12 @@ func opened(s *Store) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if s.dir != "" {
+		if err := s.checkSummaries(); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open store: check the summary cache: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -151,6 +161,11 @@ func (s *Store) Close() error {
 		if s.stopResident != nil {
 			close(s.stopResident)
 			<-s.residentDone
+		}
+		// Unsealed (a full disk), the next open only distrusts the
+		// summary cache.
+		if err := s.sealSummaries(); err != nil {
+			s.log.Warn().Err(err).Msg("seal the summary cache")
 		}
 	})
 	return s.db.Close()

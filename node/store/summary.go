@@ -28,11 +28,71 @@ import (
 //	1/og                          the store's change marker, written with every other
 //	1/ol                          the whole release list, as 1/o/...s: read with one
 //	                              Get while no change came after it
+//	1/oc                          written last by every writable session that
+//	                              closes cleanly (see sealSummaries)
+//	1/oe                          the cache's epoch: a summary or list from a
+//	                              snapshot older than this key is never used
 var (
 	pSummary   = []byte("1/o/")
 	listMarker = []byte("1/og")
 	listKey    = []byte("1/ol")
+	cleanKey   = []byte("1/oc")
+	epochKey   = []byte("1/oe")
 )
+
+// The markers are only as good as every writer keeping them: an rbnode
+// older than the cache (after a downgrade) writes documents without them.
+// Every writable session of this package therefore ends (Close) by writing
+// cleanKey, and at the next open that key must be the store's newest
+// write. When it is not (another program wrote after it, or the last
+// session did not close), a writable open writes epochKey, which outdates
+// every cached summary and list, and a read-only open uses none.
+
+// checkSummaries is run by Open: it sets epochKey (writable) or
+// summariesStale (read-only) unless the last write is cleanKey.
+func (s *Store) checkSummaries() error {
+	clean := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(cleanKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		clean = item.Version() == s.db.MaxVersion()
+		return nil
+	})
+	if err != nil || clean {
+		return err
+	}
+	if s.readOnly {
+		s.summariesStale = true
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(epochKey, nil) })
+}
+
+// sealSummaries writes cleanKey, the last write of a writable session.
+func (s *Store) sealSummaries() error {
+	if s.readOnly || s.dir == "" {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(cleanKey, nil) })
+}
+
+// epoch returns the commit timestamp of epochKey, 0 when it was never
+// written.
+func epoch(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(epochKey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return item.Version(), nil
+}
 
 func summaryKey(project, version string, kind byte) []byte {
 	return key(pSummary, []byte(version), sep, []byte(project), sep, []byte{kind})
@@ -64,14 +124,17 @@ func (s *Store) CachedList() ([]byte, error) {
 		if err != nil || len(b) < 8 {
 			return err
 		}
-		var mark uint64
+		mark, err := epoch(txn)
+		if err != nil {
+			return err
+		}
 		switch m, err := txn.Get(listMarker); {
 		case err == nil:
-			mark = m.Version()
+			mark = max(mark, m.Version())
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
-		if binary.BigEndian.Uint64(b) >= mark {
+		if binary.BigEndian.Uint64(b) >= mark && !s.summariesStale {
 			out = b[8:]
 		}
 		return nil
@@ -121,6 +184,13 @@ func (s *Store) Summaries() ([]CachedSummary, uint64, error) {
 			out = append(out, CachedSummary{Release: ReleaseKey{Project: string(p), Version: string(v)}})
 		}
 		it.Close()
+		if s.summariesStale {
+			return nil
+		}
+		floor, err := epoch(txn)
+		if err != nil {
+			return err
+		}
 		// Both lists are in (version, project) order: walk them together.
 		it = txn.NewIterator(badger.IteratorOptions{Prefix: pSummary, PrefetchValues: false})
 		defer it.Close()
@@ -139,7 +209,7 @@ func (s *Store) Summaries() ([]CachedSummary, uint64, error) {
 				i++
 			}
 			if i < len(out) && compareRelease(out[i].Release, string(v), string(p)) == 0 &&
-				sum != nil && sumTs >= releaseMark && (!bytes.Equal(markVersion, v) || sumTs >= versionMark) {
+				sum != nil && sumTs >= max(releaseMark, floor) && (!bytes.Equal(markVersion, v) || sumTs >= versionMark) {
 				out[i].Value = sum
 			}
 			sum, sumTs, releaseMark, cur = nil, 0, 0, nil
