@@ -40,6 +40,16 @@ func freshReleases(t *testing.T, n *Node, quorum int) []ReleaseSummary {
 	return out
 }
 
+// openHome opens a node on cfg's home at the test clock, with opts.
+func openHome(t *testing.T, cfg Config, opts ...Option) *Node {
+	t.Helper()
+	n, err := Open(cfg, testLogger(t), append(opts, WithClock(func() time.Time { return testNow }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestReleaseSummariesNeverStale: documents arrive, builders are trusted
 // and untrusted, a key is revoked, rejections are logged, untrusted
 // documents are dropped from the budget, listings with several quorums
@@ -126,13 +136,7 @@ func summariesScenario(t *testing.T, rng *rand.Rand) {
 
 	cfg := DefaultConfig()
 	cfg.Home = t.TempDir()
-	open := func(opts ...Option) *Node {
-		n, err := Open(cfg, testLogger(t), append(opts, WithClock(func() time.Time { return testNow }))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	open := func(opts ...Option) *Node { return openHome(t, cfg, opts...) }
 	n := open()
 	defer func() { n.Close() }()
 	if _, err := n.AddKeys([]*attest.Key{builders[0].sk.Public(), builders[1].sk.Public(), builders[2].sk.Public(), builders[3].sk.Public()}); err != nil {
@@ -375,13 +379,7 @@ func TestSummariesDistrustWritesByOthers(t *testing.T) {
 	b := newBuilder(t, "builder0")
 	cfg := DefaultConfig()
 	cfg.Home = t.TempDir()
-	open := func(opts ...Option) *Node {
-		n, err := Open(cfg, testLogger(t), append(opts, WithClock(func() time.Time { return testNow }))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	open := func(opts ...Option) *Node { return openHome(t, cfg, opts...) }
 	cached := func(n *Node) (list bool, lines int) {
 		l, err := n.store.CachedList()
 		if err != nil {
