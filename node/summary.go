@@ -155,6 +155,7 @@ func decodeList(b []byte) (stamp [stampLen]byte, list []ReleaseSummary, err erro
 	}
 	b = b[k:]
 	list = make([]ReleaseSummary, 0, n)
+	var project string // the last one: a project's releases come together
 	for range n {
 		var strs [2]string
 		for i := range strs {
@@ -162,8 +163,15 @@ func decodeList(b []byte) (stamp [stampLen]byte, list []ReleaseSummary, err erro
 			if k <= 0 || l > uint64(len(b)-k) {
 				return stamp, nil, errBadSummary
 			}
-			strs[i], b = string(b[k:k+int(l)]), b[k+int(l):]
+			v := b[k : k+int(l)]
+			if i == 0 && string(v) == project {
+				strs[i] = project
+			} else {
+				strs[i] = string(v)
+			}
+			b = b[k+int(l):]
 		}
+		project = strs[0]
 		s, rest, err := readCounts(b)
 		if err != nil {
 			return stamp, nil, err
