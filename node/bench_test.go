@@ -298,28 +298,38 @@ func startRbnode(b *testing.B, top topology, latency time.Duration, alice builde
 		ps = append(ps, d.Network().ID())
 		b.Cleanup(func() { cancel(); <-done; d.Close(); n.Close() })
 	}
+	for _, d := range ds {
+		<-d.Network().Ready()
+	}
 	top.connect(b, mn, ps, latency)
 	// A daemon syncs with each new peer when it connects and again once
 	// the mesh has settled (5 s later); in a running network that burst
-	// is long over, so it is waited out: every node has synced with each
-	// of its peers, the settling syncs are due, and no session has ended
-	// for two seconds.
+	// is long over, so it is waited out: the settling syncs are due and
+	// no session has ended for two seconds.
 	connected, last, changed := time.Now(), -1, time.Now()
-	waitFor(b, 2*time.Minute, "topic peers and the sync sessions of connecting", func() bool {
+	why := ""
+	settled := func() bool {
 		total := 0
 		for i, d := range ds {
-			n := syncSessions(d)
-			if len(d.Network().TopicPeers()) < len(top.adj[i]) || n < len(top.adj[i]) {
+			if n := len(d.Network().TopicPeers()); n < len(top.adj[i]) {
+				why = fmt.Sprintf("node %d has %d topic peers of %d", i, n, len(top.adj[i]))
 				return false
 			}
-			total += n
+			total += syncSessions(d)
 		}
+		why = fmt.Sprintf("%d sync sessions, the last ended %v ago", total, time.Since(changed))
 		if total != last {
 			last, changed = total, time.Now()
 			return false
 		}
 		return time.Since(connected) > 6*time.Second && time.Since(changed) > 2*time.Second
-	})
+	}
+	for deadline := time.Now().Add(2 * time.Minute); !settled(); {
+		if time.Now().After(deadline) {
+			b.Fatalf("the network did not settle within 2 minutes: %s", why)
+		}
+		<-time.After(25 * time.Millisecond) // polling
+	}
 	return propNet{
 		nodes:   top.nodes,
 		publish: func(i int, data []byte) error { return ds[i%top.nodes].Network().Publish(context.Background(), data) },
