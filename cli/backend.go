@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -80,6 +81,12 @@ func (l local) Request(ctx context.Context, req node.RequestOptions) (*node.Requ
 	return sum, err
 }
 
+// closing counts the read-only stores withBackend is closing in the
+// background. A command that opens a store waits for them first: in one
+// process (tests run many commands so) the next command must never find
+// the store still held; a real process exits before it opens another.
+var closing sync.WaitGroup
+
 // withBackend runs fn against the daemon if one answers on the home's
 // socket, else against the store opened directly (read-only when
 // readOnly). A stale socket left by a crashed daemon is not a daemon.
@@ -100,6 +107,7 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 	if readOnly {
 		opts = append(opts, node.ReadOnly())
 	}
+	closing.Wait()
 	n, err := node.Open(cfg, newLogger(c, cfg), opts...)
 	// A daemon that is starting holds the store before its socket
 	// answers, and another command may hold it for a moment: wait for
@@ -121,7 +129,13 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 		// the background. A process that exits first leaves it to the
 		// kernel, which drops the shared lock and the mappings with it. A
 		// store opened writable (new, or to recover) is closed in full.
-		defer func() { go n.Close() }()
+		closing.Add(1)
+		defer func() {
+			go func() {
+				defer closing.Done()
+				n.Close()
+			}()
+		}()
 	} else {
 		defer n.Close()
 	}

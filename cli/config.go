@@ -116,6 +116,7 @@ func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	if err != nil {
 		return err
 	}
+	closing.Wait()
 	n, err := node.Open(cfg, newLogger(c, cfg))
 	if errors.Is(err, store.ErrLocked) {
 		if _, derr := node.Dial(cfg.Home); derr == nil {

@@ -188,6 +188,7 @@ func reloadOnHangup(ctx context.Context, c *ucli.Context, d *node.Daemon, log ze
 // openRetrying calls open until it stops failing with store.ErrLocked, for
 // up to five seconds.
 func openRetrying(ctx context.Context, open func() (*node.Node, error)) (*node.Node, error) {
+	closing.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n, err := open()
@@ -234,6 +235,7 @@ func syncCommand() *ucli.Command {
 				return usagef("a daemon is running for %s: it syncs with its peers by itself", cfg.Home)
 			}
 			boundImportMemory()
+			closing.Wait()
 			n, err := node.Open(cfg, newLogger(c, cfg))
 			if err != nil {
 				return err
