@@ -15,12 +15,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/rs/zerolog"
@@ -377,48 +375,6 @@ func waitMesh(t testing.TB, nodes []*node) {
 		return true
 	})
 }
-
-// meshTracer counts a node's mesh peers.
-type meshTracer struct {
-	mu sync.Mutex
-	m  map[peer.ID]bool
-}
-
-func (m *meshTracer) size() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.m)
-}
-
-func (m *meshTracer) Graft(p peer.ID, _ string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = make(map[peer.ID]bool)
-	}
-	m.m[p] = true
-}
-
-func (m *meshTracer) Prune(p peer.ID, _ string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, p)
-}
-
-func (*meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*meshTracer) OnClosedOutboundStream(peer.ID)                       {}
-func (*meshTracer) Join(string)                                          {}
-func (*meshTracer) Leave(string)                                         {}
-func (*meshTracer) ValidateMessage(*pubsub.Message)                      {}
-func (*meshTracer) DeliverMessage(*pubsub.Message)                       {}
-func (*meshTracer) RejectMessage(*pubsub.Message, string)                {}
-func (*meshTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (*meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (*meshTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (*meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (*meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (*meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
 
 // assertEverywhere waits until every node's store holds each message.
 func assertEverywhere(t testing.TB, nodes []*node, d time.Duration, msgs ...[]byte) {

@@ -76,7 +76,8 @@ func (r Result) String() string {
 // before it returns Accept, and for every message fetched by sync. from is
 // the peer that sent the message (this node's own ID for Publish). It must
 // be safe for concurrent use and idempotent: a message already stored is
-// answered Accept again.
+// not stored again (it may be answered Ignore, so as not to be relayed
+// again).
 type Handler func(ctx context.Context, from peer.ID, data []byte) Result
 
 // Inventory is the node's message set as sync sees it. IDs are 32-byte
@@ -125,6 +126,7 @@ type Network struct {
 	// carries the peers it refused to the penalty loop.
 	waiting *waiting
 	overQ   chan peer.ID
+	mesh    meshTracer
 	scores  atomic.Pointer[map[peer.ID]float64]
 	topic   atomic.Pointer[pubsub.Topic]
 
@@ -496,6 +498,7 @@ func (n *Network) pubsubOptions(scores chan map[peer.ID]float64) []pubsub.Option
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithAppSpecificRpcInspector(n.waiting.inspect),
 		pubsub.WithRawTracer(n.waiting),
+		pubsub.WithRawTracer(&n.mesh),
 		pubsub.WithLogger(slog.New(zerolog.NewSlogHandler(n.log.With().Str("subsystem", "pubsub").Logger()))),
 	}
 	if n.cfg.tuning.tracer != nil {
@@ -580,6 +583,11 @@ func (n *Network) TopicPeers() []peer.ID {
 	}
 	return nil
 }
+
+// MeshPeers returns the peers in the documents topic's gossipsub mesh:
+// those a message accepted here is forwarded to. Pubsub grafts topic
+// peers into the mesh at its heartbeats (every second).
+func (n *Network) MeshPeers() []peer.ID { return n.mesh.peers() }
 
 // Penalty is p's current sync and volume penalty (what it subtracts from
 // p's gossipsub score), decaying with a 10-minute half-life.
