@@ -665,7 +665,7 @@ func (d *Daemon) judgeFrom(ctx context.Context, from peer.ID, data []byte, wait 
 		// cross the whole network once more. Its own publication is
 		// relayed only if it counts here: trusted, and not voided by its
 		// key.
-		if rej.Peer != "" {
+		if remote {
 			return gossip.Ignore, "", ""
 		}
 		if d.trusts(fp) {
