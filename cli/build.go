@@ -32,7 +32,7 @@ func buildCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "builder-id", Usage: "builder_id to attest (default: the builder key's name)"},
 			&ucli.StringFlag{Name: "sigs", Usage: "where to write the signed document (default HOME/sigs)"},
 			&ucli.DurationFlag{Name: "heartbeat", Usage: "without a terminal, say every `INTERVAL` that the build still runs (stage, time, last line)", Value: node.DefaultHeartbeat},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -140,7 +140,7 @@ func attestCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "project", Usage: "with --manifest: the project name the artifacts must carry"},
 			&ucli.StringFlag{Name: "builder-id", Usage: "builder_id to attest (default: the builder key's name)"},
 			&ucli.StringFlag{Name: "sigs", Usage: "where to write the signed document (default: the top of OUTDIR's git checkout, as guix-attest does; else HOME/sigs)"},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -188,7 +188,7 @@ func buildsCommand() *ucli.Command {
 		Name:  "builds",
 		Usage: "list this node's builds: stages, durations, exit codes, logs, hashes",
 		Flags: []ucli.Flag{
-			wideFlag, jsonFlag,
+			wideFlag(), jsonFlag(),
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow the running build: its stage and the tail of its log, until it ends"},
 		},
 		Action: func(c *ucli.Context) error {

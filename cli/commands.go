@@ -155,7 +155,7 @@ func keyCommand() *ucli.Command {
 			{
 				Name:  "list",
 				Usage: "list the known public keys",
-				Flags: []ucli.Flag{wideFlag, jsonFlag},
+				Flags: []ucli.Flag{wideFlag(), jsonFlag()},
 				Action: func(c *ucli.Context) error {
 					return withBackend(c, true, func(n backend) error {
 						keys, err := n.Keys(c.Context)
@@ -308,7 +308,7 @@ func trustCommand() *ucli.Command {
 			{
 				Name:  "list",
 				Usage: "list the trusted keys",
-				Flags: []ucli.Flag{wideFlag, jsonFlag},
+				Flags: []ucli.Flag{wideFlag(), jsonFlag()},
 				Action: func(c *ucli.Context) error {
 					return withBackend(c, true, func(n backend) error {
 						keys, err := n.TrustList(c.Context)
@@ -331,7 +331,7 @@ func importCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "version", Usage: "version of a lone SHA256SUMS file (default: its grandparent directory)"},
 			&ucli.StringFlag{Name: "signer", Usage: "signer of a lone SHA256SUMS file (default: its parent directory)"},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {

@@ -27,12 +27,27 @@ func globalFlags() []ucli.Flag {
 	}
 }
 
-var (
-	quorumFlag  = &ucli.IntFlag{Name: "quorum", Usage: "how many trusted builders must agree", DefaultText: "3, or quorum in config", EnvVars: []string{"RBNODE_QUORUM"}}
-	projectFlag = &ucli.StringFlag{Name: "project", Usage: "the project, when a version exists in several", EnvVars: []string{"RBNODE_PROJECT"}}
-	jsonFlag    = &ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts (see docs/json.md)"}
-	wideFlag    = &ucli.BoolFlag{Name: "wide", Usage: "show whole values: do not shorten to fit 80 columns"}
-)
+// Flags shared by several commands. Each is made afresh for every app:
+// urfave/cli keeps state in a flag (HasBeenSet, set when its variable is
+// found in the environment, never cleared), so one flag value shared by
+// two runs of Main in a process would carry the first run's variable
+// into the second.
+
+func quorumFlag() ucli.Flag {
+	return &ucli.IntFlag{Name: "quorum", Usage: "how many trusted builders must agree", DefaultText: "3, or quorum in config", EnvVars: []string{"RBNODE_QUORUM"}}
+}
+
+func projectFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "project", Usage: "the project, when a version exists in several", EnvVars: []string{"RBNODE_PROJECT"}}
+}
+
+func jsonFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts (see docs/json.md)"}
+}
+
+func wideFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "wide", Usage: "show whole values: do not shorten to fit 80 columns"}
+}
 
 // loadConfig builds the configuration: defaults, then the config file,
 // then RBNODE_* variables and flags (urfave resolves flag over variable).

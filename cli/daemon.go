@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,19 +25,25 @@ import (
 	"github.com/rbnode/rbnode/node/web"
 )
 
-var listenFlag = &ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}}
-
-var networkFlags = []ucli.Flag{
-	&ucli.StringFlag{Name: "network", Usage: "network name: nodes of different networks never mix (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
-	listenFlag,
-	&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` with /p2p/<id> to dial at start (repeatable)", EnvVars: []string{"RBNODE_BOOTSTRAP"}},
-	&ucli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
-	&ucli.BoolFlag{Name: "no-dht", Usage: "do not look for peers through the DHT"},
-	&ucli.DurationFlag{Name: "sync-interval", Usage: "period of catch-up sync with a random peer (default 5m)", EnvVars: []string{"RBNODE_SYNC_INTERVAL"}},
-	&ucli.DurationFlag{Name: "stop-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop may take"},
+func listenFlag() ucli.Flag {
+	return &ucli.StringSliceFlag{Name: "listen", Usage: "listen `MULTIADDR` (repeatable; default TCP and QUIC port 4731 on all interfaces)", EnvVars: []string{"RBNODE_LISTEN"}}
 }
 
-var httpFlag = &ucli.StringFlag{Name: "http", Usage: "serve the status web page, /metrics and /healthz on `ADDR` (HOST:PORT; a bare PORT or :PORT is 127.0.0.1 only)", EnvVars: []string{"RBNODE_HTTP"}}
+func networkFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "network", Usage: "network name: nodes of different networks never mix (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
+		listenFlag(),
+		&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` with /p2p/<id> to dial at start (repeatable)", EnvVars: []string{"RBNODE_BOOTSTRAP"}},
+		&ucli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
+		&ucli.BoolFlag{Name: "no-dht", Usage: "do not look for peers through the DHT"},
+		&ucli.DurationFlag{Name: "sync-interval", Usage: "period of catch-up sync with a random peer (default 5m)", EnvVars: []string{"RBNODE_SYNC_INTERVAL"}},
+		&ucli.DurationFlag{Name: "stop-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop may take"},
+	}
+}
+
+func httpFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "http", Usage: "serve the status web page, /metrics and /healthz on `ADDR` (HOST:PORT; a bare PORT or :PORT is 127.0.0.1 only)", EnvVars: []string{"RBNODE_HTTP"}}
+}
 
 // applyNetworkFlags lays the daemon's flags over the configuration.
 func applyNetworkFlags(c *ucli.Context, cfg *node.Config) error {
@@ -70,7 +75,7 @@ func daemonCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "daemon",
 		Usage: "run the node: gossip with peers, catch up, serve the local API (first interrupt stops gracefully, second at once)",
-		Flags: append(slices.Clone(networkFlags), httpFlag),
+		Flags: append(networkFlags(), httpFlag()),
 		Action: func(c *ucli.Context) error {
 			cfg, err := daemonConfig(c)
 			if err != nil {
@@ -210,7 +215,7 @@ func syncCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringSliceFlag{Name: "peer", Usage: "peer `MULTIADDR` with /p2p/<id> (repeatable; default: the configured bootstrap peers)"},
 			&ucli.StringFlag{Name: "network", Usage: "network name (default cuprated)", EnvVars: []string{"RBNODE_NETWORK"}},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := loadConfig(c)
@@ -329,7 +334,7 @@ func publishCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "version", Usage: "version of a lone SHA256SUMS file"},
 			&ucli.StringFlag{Name: "signer", Usage: "signer of a lone SHA256SUMS file"},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -384,7 +389,7 @@ func idCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "id",
 		Usage: "this node's peer ID and full listen multiaddrs, usable as another node's --bootstrap",
-		Flags: []ucli.Flag{listenFlag, jsonFlag},
+		Flags: []ucli.Flag{listenFlag(), jsonFlag()},
 		Action: func(c *ucli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
@@ -434,7 +439,7 @@ func peersCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "peers",
 		Usage: "the daemon's connected peers, with addresses and scores",
-		Flags: []ucli.Flag{wideFlag, jsonFlag},
+		Flags: []ucli.Flag{wideFlag(), jsonFlag()},
 		Action: func(c *ucli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {

@@ -22,7 +22,7 @@ func exportCommand() *ucli.Command {
 				ArgsUsage: "VERSION",
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "out", Usage: "the guix.sigs checkout or directory to write into", Required: true},
-					projectFlag, jsonFlag,
+					projectFlag(), jsonFlag(),
 				},
 				Action: func(c *ucli.Context) error {
 					if c.NArg() != 1 {
@@ -59,7 +59,7 @@ func exportCommand() *ucli.Command {
 				Flags: []ucli.Flag{
 					&ucli.BoolFlag{Name: "sign", Usage: "wrap the statement in a DSSE envelope signed by this node's builder key"},
 					&ucli.StringFlag{Name: "out", Usage: "write to `FILE` instead of stdout"},
-					quorumFlag, projectFlag,
+					quorumFlag(), projectFlag(),
 				},
 				Action: func(c *ucli.Context) error {
 					if c.NArg() != 1 {

@@ -218,6 +218,13 @@ func TestIDWithoutDaemon(t *testing.T) {
 	if _, out, _ := run(t, home, "id", "--listen", "/ip4/127.0.0.1/tcp/5001"); !strings.Contains(out, "/ip4/127.0.0.1/tcp/5001/p2p/") || strings.Contains(out, "5002") {
 		t.Errorf("id --listen:\n%s", out)
 	}
+	// Main run again in the same process does not keep the variable of
+	// the run before (urfave/cli marks a flag whose variable it found,
+	// for good: a flag shared between runs made -count=2 fail).
+	os.Unsetenv("RBNODE_LISTEN")
+	if _, out, _ := run(t, home, "id"); !strings.Contains(out, "/ip4/127.0.0.1/tcp/5003/p2p/") {
+		t.Errorf("id once RBNODE_LISTEN is unset again:\n%s", out)
+	}
 }
 
 // TestSyncWithDeadPeer: a sync that could not reach its peer reports no

@@ -20,7 +20,7 @@ func requestCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "commit", Usage: "the commit to build, 40 hex digits", Required: true},
 			&ucli.StringFlag{Name: "project", Usage: "the project (default: the configured project, else auto_build.project, else cuprated)", EnvVars: []string{"RBNODE_PROJECT"}},
 			&ucli.StringFlag{Name: "note", Usage: "a line for the builders and status (at most 1024 bytes)"},
-			jsonFlag,
+			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {

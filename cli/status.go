@@ -25,13 +25,13 @@ func statusCommand() *ucli.Command {
 		Usage:     "the verdict on a release (exit 0 consensus, 1 divergence, 3 pending), or one line per release",
 		ArgsUsage: "[VERSION]",
 		Flags: []ucli.Flag{
-			quorumFlag, projectFlag,
+			quorumFlag(), projectFlag(),
 			&ucli.StringSliceFlag{Name: "artifacts", Usage: "judge only artifacts whose name matches `GLOB` (repeatable)"},
 			&ucli.StringSliceFlag{Name: "exclude", Usage: "leave out artifacts whose name matches `GLOB` (repeatable)"},
 			&ucli.BoolFlag{Name: "wait", Usage: "wait until consensus or divergence (exit 0 or 1), or until --timeout (exit 3)"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "with --wait: how long to wait", Value: 30 * time.Minute},
 			&ucli.IntFlag{Name: "limit", Usage: "without VERSION: only the N newest releases of each project"},
-			wideFlag, jsonFlag,
+			wideFlag(), jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 1 {
@@ -550,7 +550,7 @@ func verifyCommand() *ucli.Command {
 		ArgsUsage: "FILE...",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "version", Usage: "only consider this release version"},
-			quorumFlag, projectFlag, jsonFlag,
+			quorumFlag(), projectFlag(), jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() == 0 {
