@@ -6,6 +6,7 @@ package node
 // at a size that takes seconds. docs/threat-model.md records the figures.
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,9 +14,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,10 +227,19 @@ func diskUsed(dir string) int64 {
 // The node survived if the test gets to report: a crash of the daemon is
 // a crash of the test.
 func report(t *testing.T, attack string, tried, lost int, disk int64) {
+	reportAs(t, attack, "attacker included", tried, lost, disk)
+}
+
+// reportWithout is report for an attack whose attacker is another process.
+func reportWithout(t *testing.T, attack string, tried, lost int, disk int64) {
+	reportAs(t, attack, "attacker in another process", tried, lost, disk)
+}
+
+func reportAs(t *testing.T, attack, note string, tried, lost int, disk int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("ATTACK %s: tried %d, survived yes, lost %d, peak RSS %d MiB (heap now %d MiB; attacker included), disk %d KiB",
-		attack, tried, lost, peakRSS(), ms.HeapAlloc>>20, disk>>10)
+	t.Logf("ATTACK %s: tried %d, survived yes, lost %d, peak RSS %d MiB (heap now %d MiB; %s), disk %d KiB",
+		attack, tried, lost, peakRSS(), ms.HeapAlloc>>20, note, disk>>10)
 }
 
 // seed stores a trusted document before an attack (imported, as a
@@ -305,15 +317,17 @@ func TestAttackOversizedDocuments(t *testing.T) {
 
 // TestAttackUntrustedFlood: a fresh, untrusted key's documents from one
 // peer are kept up to the peer's budget (untrusted_per_minute); past it
-// the peer is throttled, then banned.
+// the peer is throttled, then banned. The attacker is another process
+// (TestAttackerProcess), so that the peak RSS reported is the daemon's
+// and the harness's: an attacker's pubsub keeps what it publishes.
 func TestAttackUntrustedFlood(t *testing.T) {
-	alice, mallory := newBuilder(t, "alice"), newBuilder(t, "mallory")
-	td, a := underAttack(t, alice)
-	size := scale(4<<10, 60<<10)
+	alice := newBuilder(t, "alice")
+	td := startDaemonWith(t, t.TempDir(), nil, nil, daemonSetup{}, alice)
+	td.seed(t, alice)
+	a := startAttackerProcess(t, td.addr(t), scale(4<<10, 60<<10))
 	start := time.Now()
-	tried := a.floodUntil(t, 60*time.Second, func(i int) []byte {
-		return mallory.manifestEnvelope(t, "24.0", i, size)
-	}, func() bool { return td.d.Network().Banned(a.net.ID()) })
+	waitFor(t, 60*time.Second, "the daemon to ban the attacker", func() bool { return td.d.Network().Banned(a.id) })
+	tried := a.stop(t)
 	q := quarantined(td)
 	budget := td.n.Config().UntrustedPerMinute
 	if refilled := int(float64(budget) * time.Since(start).Minutes()); q > budget+refilled+5 {
@@ -325,14 +339,127 @@ func TestAttackUntrustedFlood(t *testing.T) {
 		t.Fatal("the daemon stopped storing trusted documents")
 	}
 	// What the stranger held in the daemon's memory while it waited for
-	// verification is bounded by its share of the queue (RSS above counts
-	// the in-process attacker's own queues too).
+	// verification is bounded by its share of the queue.
 	_, queued := td.d.Network().Queued()
 	if share := gossip.DefaultQueueShare; queued > share {
 		t.Errorf("%d KiB of the flood waited for validation at once, over one peer's share of %d KiB", queued>>10, share>>10)
 	}
 	t.Logf("ATTACK untrusted flood: at most %d KiB waited for validation at once", queued>>10)
-	report(t, "untrusted flood", tried, lost(t, td), diskUsed(td.home))
+	reportWithout(t, "untrusted flood", tried, lost(t, td), diskUsed(td.home))
+}
+
+// The environment of TestAttackerProcess: the daemon to dial, and the
+// size of the untrusted manifests to flood it with.
+const (
+	attackerDialEnv = "RBNODE_ATTACKER_DIAL"
+	attackerSizeEnv = "RBNODE_ATTACKER_SIZE"
+)
+
+// attackerProcess is a flooding attacker running in a child process.
+type attackerProcess struct {
+	id    peer.ID
+	cmd   *exec.Cmd
+	lines chan string // the child's ATTACKER lines; closed at its EOF
+}
+
+// startAttackerProcess runs this test binary again as TestAttackerProcess,
+// flooding addr with untrusted manifests of size bytes, and returns once
+// the child sees the daemon on the topic (it floods from then on).
+func startAttackerProcess(t *testing.T, addr string, size int) *attackerProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackerProcess$", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), attackerDialEnv+"="+addr, fmt.Sprintf("%s=%d", attackerSizeEnv, size))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &attackerProcess{cmd: cmd, lines: make(chan string, 16)}
+	go func() {
+		defer close(a.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), "ATTACKER "); ok {
+				a.lines <- l
+			} else if sc.Text() != "PASS" {
+				fmt.Fprintln(os.Stderr, "attacker process:", sc.Text())
+			}
+		}
+	}()
+	t.Cleanup(a.kill)
+	l := a.next(t, 60*time.Second, "ready ")
+	if a.id, err = peer.Decode(l); err != nil {
+		t.Fatalf("attacker process: %q: %v", l, err)
+	}
+	return a
+}
+
+// next waits for the child's next line with the given prefix and returns
+// the rest; a test failure if the child ends or limit passes first.
+func (a *attackerProcess) next(t *testing.T, limit time.Duration, prefix string) string {
+	t.Helper()
+	select {
+	case l, ok := <-a.lines:
+		if v, found := strings.CutPrefix(l, prefix); ok && found {
+			return v
+		}
+		t.Fatalf("attacker process: wanted %q, got %q (open %v)", prefix, l, ok)
+	case <-time.After(limit):
+		t.Fatalf("attacker process: no %q line in %v", prefix, limit)
+	}
+	return ""
+}
+
+// stop waits for the child to report how many messages it sent (it stops
+// when the daemon closes its connection), then stops it.
+func (a *attackerProcess) stop(t *testing.T) int {
+	t.Helper()
+	sent := -1
+	if _, err := fmt.Sscan(a.next(t, 30*time.Second, "sent "), &sent); err != nil {
+		t.Errorf("attacker process: its count: %v", err)
+	}
+	a.kill()
+	if ru, ok := a.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		t.Logf("the attacker process's peak RSS: %d MiB", ru.Maxrss>>10)
+	}
+	return sent
+}
+
+// kill ends the child, if it still runs, and reaps it.
+func (a *attackerProcess) kill() {
+	if a.cmd.ProcessState == nil {
+		_ = a.cmd.Process.Kill()
+		_ = a.cmd.Wait()
+	}
+}
+
+// TestAttackerProcess is the attacker of TestAttackUntrustedFlood in its
+// own process: it skips unless attackerDialEnv is set. It floods the
+// daemon with a fresh, untrusted key's manifests until the daemon closes
+// its connection, and prints "ATTACKER ready <its peer id>" before and
+// "ATTACKER sent <count>" after.
+func TestAttackerProcess(t *testing.T) {
+	dial := os.Getenv(attackerDialEnv)
+	if dial == "" {
+		t.Skip("run by TestAttackUntrustedFlood in a child process")
+	}
+	size, err := strconv.Atoi(os.Getenv(attackerSizeEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory := newBuilder(t, "mallory")
+	daemon := addrInfo(t, dial).ID
+	a := newAttacker(t, nil, dial)
+	onTopic := func() bool { return slices.Contains(a.net.TopicPeers(), daemon) }
+	waitFor(t, 20*time.Second, "the attacker to see the daemon on the topic", onTopic)
+	fmt.Printf("ATTACKER ready %s\n", a.net.ID())
+	sent := a.floodUntil(t, 2*time.Minute, func(i int) []byte {
+		return mallory.manifestEnvelope(t, "24.0", i, size)
+	}, func() bool { return !onTopic() })
+	fmt.Printf("ATTACKER sent %d\n", sent)
 }
 
 // smallTmpfs mounts a tmpfs of size bytes for the test, or skips it when
