@@ -16,11 +16,16 @@ import (
 	"time"
 
 	"github.com/rbnode/rbnode/attest"
+	"github.com/rbnode/rbnode/node/store"
 )
 
 // scaleBuilders is the builders of the catch-up-at-scale data: a
 // long-lived project's (guix.sigs has 39 keys, a dozen or so per release).
 const scaleBuilders = 20
+
+// scaleBytesPerDoc is the disk a catch-up fixture and its run take per
+// document, with a margin (the 1,000,000-document tree alone was 21 GB).
+const scaleBytesPerDoc = 64 << 10
 
 // scaleSizes are the document counts of the catch-up benchmarks: 100,000
 // always, 1,000,000 with RBNODE_BENCH_SCALE=1 (about 25 minutes more).
@@ -55,6 +60,13 @@ func loadScaleFixture(b *testing.B, docs int) scaleFixture {
 	if _, err := os.Stat(ready); err != nil {
 		start := time.Now()
 		os.RemoveAll(dir)
+		// The tree (two small files a document), its git objects, four
+		// stores and the clone the anchor makes: at 1,000,000 documents the
+		// tree alone took 21 GB. Refuse rather than fill the disk.
+		need := int64(docs) * scaleBytesPerDoc
+		if free, err := store.FreeSpace(os.TempDir()); err == nil && free < need {
+			b.Skipf("%d documents need about %d GB free under %s, there are %d GB", docs, need>>30, os.TempDir(), free>>30)
+		}
 		if err := os.MkdirAll(f.tree, 0o755); err != nil {
 			b.Fatal(err)
 		}
