@@ -30,7 +30,7 @@ func newMetrics(d *Daemon) *metrics {
 		reg: prometheus.NewRegistry(),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rbnode_documents_received_total",
-			Help: "Documents received from peers, by gossip or sync, before judgement.",
+			Help: "Documents received from peers, by gossip or sync, whatever their judgement (counted once judged).",
 		}),
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rbnode_documents_stored_total",
