@@ -237,7 +237,9 @@ func (n *Network) serveSync(s network.Stream) {
 			case errors.Is(err, ErrMalformed):
 				n.penalise(p, penaltyMalformed, "malformed sync request: "+err.Error())
 				_ = writeFrame(s, encode(&errorMsg{code: errCodeMalformed, text: "malformed request"}))
-			case guard.fired.Load() && !sess.evicted.Load():
+			case guard.fired.Load():
+				// Waited past the idle timeout: a stall, even if a
+				// newcomer took its slot in the same instant.
 				n.penalise(p, penaltyStall, "sync request stalled past the idle timeout")
 			}
 			log.Debug().Err(err).Msg("sync serve: read request")
@@ -321,7 +323,7 @@ func (n *Network) serveSync(s network.Stream) {
 		err = writeFrame(s, encode(resp))
 		guard.disarm()
 		if err != nil {
-			if guard.fired.Load() && !sess.evicted.Load() {
+			if guard.fired.Load() {
 				n.penalise(p, penaltyStall, "sync answer not read within the idle timeout")
 			}
 			log.Debug().Err(err).Msg("sync serve: write response")
@@ -874,11 +876,10 @@ type servingSlots struct {
 
 // session is one served sync session.
 type session struct {
-	peer    peer.ID
-	stream  network.Stream
-	waitAt  atomic.Int64 // unix nanoseconds since it waits for a request; 0 when working
-	evicted atomic.Bool
-	gone    bool // released or evicted; under servingSlots.mu
+	peer   peer.ID
+	stream network.Stream
+	waitAt atomic.Int64 // unix nanoseconds since it waits for a request; 0 when working
+	gone   bool         // released or evicted; under servingSlots.mu
 }
 
 func (s *session) waiting(w bool) {
@@ -916,7 +917,6 @@ func (s *servingSlots) acquire(p peer.ID, st network.Stream) (*session, bool) {
 		if victim == nil {
 			return nil, false
 		}
-		victim.evicted.Store(true)
 		s.drop(victim)
 		_ = victim.stream.Reset()
 	}

@@ -806,18 +806,25 @@ func TestAttackSyncDenial(t *testing.T) {
 	}
 
 	// Every attacker is scored down.
+	var spared []string
+	t.Cleanup(func() {
+		if t.Failed() && len(spared) > 0 {
+			t.Logf("not penalised: %v", spared)
+		}
+	})
 	waitFor(t, 30*time.Second, "the stalling servers and loris streams to be penalised", func() bool {
-		for _, s := range stallers {
+		spared = spared[:0]
+		for i, s := range stallers {
 			if b.d.Network().Penalty(s.ID()) <= 0 {
-				return false
+				spared = append(spared, fmt.Sprintf("staller %d", i))
 			}
 		}
-		for _, h := range loris[8:] { // held until the idle timeout: not evicted
+		for i, h := range loris[8:] { // held until the idle timeout: not evicted
 			if a.d.Network().Penalty(h.ID()) <= 0 && !a.d.Network().Banned(h.ID()) {
-				return false
+				spared = append(spared, fmt.Sprintf("loris %d", 8+i))
 			}
 		}
-		return true
+		return len(spared) == 0
 	})
 	t.Logf("honest sync served after %v; b caught up past 4 stallers in %v; CPU %v", served, caughtUp, cpuTime()-cpu0)
 	report(t, "sync denial", 16+1+4, lost(t, a)+lost(t, b), diskUsed(a.home))
