@@ -28,11 +28,15 @@ type queuedRequest struct {
 }
 
 // requestQueue holds the requests waiting for their build, bounded by
-// auto_build.queue_limit; one worker takes them in arrival order.
+// auto_build.queue_limit; one worker takes them in arrival order. A
+// request that finds it full is dropped and dropped is set: once the
+// queue has drained, the worker looks in the store for unanswered
+// requests again.
 type requestQueue struct {
 	ch      chan queuedRequest
 	mu      sync.Mutex
 	pending map[attest.ID]bool // queued or being built
+	dropped bool               // under mu
 }
 
 func newRequestQueue(limit int) *requestQueue {
@@ -61,8 +65,8 @@ func (n *Node) markRequest(id attest.ID, outcome string) error {
 
 // offerRequest queues a stored request for a build when its good
 // signature is by a listed key and it has not been answered. A full queue
-// drops it (logged): memory stays bounded, and the next start finds it
-// again in the store.
+// drops it (logged): memory stays bounded, and the worker finds it again
+// in the store once the queue has drained.
 func (d *Daemon) offerRequest(id attest.ID, st *attest.Statement, v attest.Verification) {
 	q := d.requests
 	if q == nil || st.Request == nil || !v.OK() || !d.n.cfg.AutoBuild.listsRequester(v.Fingerprint) {
@@ -82,8 +86,9 @@ func (d *Daemon) offerRequest(id attest.ID, st *attest.Statement, v attest.Verif
 		d.log.Info().Str("component", "auto_build").Str("request", id.Short()).Str("version", st.Request.Version).
 			Str("commit", st.Request.GitCommit).Msg("build request queued")
 	default:
+		q.dropped = true
 		d.log.Warn().Str("component", "auto_build").Str("request", id.Short()).Int("queue_limit", cap(q.ch)).
-			Msg("build request queue is full: request dropped (it is built after a restart if still wanted)")
+			Msg("build request queue is full: request set aside until the queue drains")
 	}
 }
 
@@ -128,15 +133,31 @@ func (d *Daemon) requestBuilds(ctx context.Context) error {
 			return nil
 		case it := <-d.requests.ch:
 			err := d.answerRequest(ctx, it)
-			d.requests.mu.Lock()
-			delete(d.requests.pending, it.id)
-			d.requests.mu.Unlock()
 			if ctx.Err() != nil {
 				return nil // interrupted: not marked, built after the restart
 			}
 			if err != nil {
 				d.log.Warn().Err(err).Str("request", it.id.Short()).Msg("answer a build request")
 			}
+			d.requestDone(it)
+		}
+	}
+}
+
+// requestDone forgets it as pending and, when the queue has drained
+// after dropping requests, queues the store's unanswered ones again.
+func (d *Daemon) requestDone(it queuedRequest) {
+	q := d.requests
+	q.mu.Lock()
+	delete(q.pending, it.id)
+	rescan := q.dropped && len(q.ch) == 0
+	if rescan {
+		q.dropped = false
+	}
+	q.mu.Unlock()
+	if rescan {
+		if _, err := d.scanRequests(); err != nil {
+			d.log.Warn().Err(err).Msg("read the stored build requests")
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,39 @@ func TestRequestBuilds(t *testing.T) {
 	cd = startDaemonWith(t, carolHome, nil, []string{rmd.addr(t)}, builderSetup, rm, carol, eve)
 	if n, err := cd.d.scanRequests(); err != nil || n != 0 {
 		t.Fatalf("after a restart %d requests left to build (%v), want 0", n, err)
+	}
+}
+
+// TestDroppedRequestsBuiltWhenDrained: requests that found the queue full
+// are queued again from the store once it has drained, without a restart,
+// each once.
+func TestDroppedRequestsBuiltWhenDrained(t *testing.T) {
+	n := openTestNode(t)
+	rm := newBuilder(t, "rm")
+	trustBuilders(t, n, rm)
+	n.cfg.AutoBuild = AutoBuildConfig{Enabled: true, RequestsFrom: []string{rm.sk.Public().Fingerprint}, QueueLimit: 1}
+	tree := t.TempDir()
+	for _, v := range []string{"0.2.0", "0.3.0", "0.4.0"} {
+		req := &attest.BuildRequest{Project: "cuprated", Version: v, GitCommit: commitA, Requester: "rm", RequestedAt: testNow.Add(-time.Hour)}
+		rm.writeSigned(t, tree, v, attest.RequestName, req.Encode())
+	}
+	mustImport(t, n, tree)
+	d := &Daemon{n: n, log: testLogger(t), requests: newRequestQueue(1)}
+	if found, err := d.scanRequests(); err != nil || found != 3 || len(d.requests.ch) != 1 {
+		t.Fatalf("found %d (%v), queued %d: want 3 found, 1 queued", found, err, len(d.requests.ch))
+	}
+	var built []string
+	for len(d.requests.ch) > 0 { // the worker's loop, the build stood in for
+		it := <-d.requests.ch
+		built = append(built, it.req.Version)
+		if err := n.markRequest(it.id, "attested"); err != nil {
+			t.Fatal(err)
+		}
+		d.requestDone(it)
+	}
+	slices.Sort(built)
+	if !slices.Equal(built, []string{"0.2.0", "0.3.0", "0.4.0"}) {
+		t.Fatalf("built %v, want each of the 3 requests once", built)
 	}
 }
 
