@@ -98,7 +98,7 @@ type storeFixture struct {
 
 func loadStoreFixture(b *testing.B, releases, builders int) storeFixture {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("rbnode-bench-store-%dx%d-v1", releases, builders))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("rbnode-bench-store-%dx%d-v2", releases, builders))
 	f := storeFixture{home: filepath.Join(dir, "home")}
 	ready := filepath.Join(dir, "ready")
 	if _, err := os.Stat(ready); err != nil {
