@@ -516,6 +516,7 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 		document = func(attest.ID) {}
 	}
 	var rejs []store.Rejection
+	touched := map[store.ReleaseKey]bool{}
 	flush := func() error {
 		if err := batch.Flush(); err != nil {
 			return err
@@ -523,6 +524,8 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 		if err := n.store.AddRejections(rejs); err != nil {
 			return err
 		}
+		n.refreshReleases(touched)
+		clear(touched)
 		for id, st := range pending {
 			sum.Stored++
 			sum.ByStatus[st]++
@@ -562,6 +565,7 @@ func (n *Node) writeResults(results <-chan importResult, sum *ImportSummary, pro
 				return err
 			}
 			pending[id] = r.entry.Meta.Verification.Status
+			touched[store.ReleaseKey{Project: r.entry.Record.Project, Version: r.entry.Record.Version}] = true
 		}
 		if len(pending)+len(rejs) >= importBatch {
 			if err := flush(); err != nil {

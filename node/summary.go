@@ -313,6 +313,42 @@ func unknownProject(project string, projects map[string]bool) error {
 	return usagef("unknown project %q: this node has releases of %s", project, strings.Join(slices.Sorted(maps.Keys(projects)), ", "))
 }
 
+// refreshReleases judges the given releases and caches their summaries
+// (what Releases does for the stale ones it finds). An import calls it
+// after each batch it stores, while the batch's documents are still in
+// memory: the listing at its end then finds them fresh, where judging
+// every release of a large import at the end read each document back
+// from disk (a million documents' summaries took over 11 minutes, the
+// store's resident limit paging the tables out as the reads went). A
+// release it cannot judge is left to that listing.
+func (n *Node) refreshReleases(keys map[store.ReleaseKey]bool) {
+	if n.ro || len(keys) == 0 {
+		return
+	}
+	ts, err := n.TrustSet()
+	if err != nil {
+		return
+	}
+	readTs := n.store.ReadTs()
+	stamp := summaryStamp(ts, n.quorum(0))
+	fresh := map[store.ReleaseKey][]byte{}
+	size := 0
+	for k := range keys {
+		r, err := n.status(k.Project, k.Version, 0, ts)
+		if err != nil {
+			continue
+		}
+		fresh[k] = encodeSummary(stamp, summarise(r))
+		size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
+	}
+	if err := n.room(size); err != nil {
+		return
+	}
+	if err := n.store.PutSummaries(readTs, fresh); err != nil {
+		n.log.Debug().Err(err).Msg("release summaries not cached")
+	}
+}
+
 // refreshSummaries judges the releases whose cached summary is missing
 // or out of date (after an import or a trust change), so that the next
 // listing, even by a read-only command, reads them from the cache. A

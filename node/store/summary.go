@@ -276,6 +276,14 @@ func compareRelease(r ReleaseKey, version, project string) int {
 // ErrReadOnly is returned by writes to a store opened read-only.
 var ErrReadOnly = errors.New("store is open read-only")
 
+// ReadTs returns the timestamp a snapshot taken now reads at: what is
+// judged from reads made after it may be stored with PutSummaries(ts).
+func (s *Store) ReadTs() uint64 {
+	var ts uint64
+	_ = s.db.View(func(txn *badger.Txn) error { ts = txn.ReadTs(); return nil })
+	return ts
+}
+
 // PutSummaries stores summaries computed from reads made after the
 // snapshot readTs (from Summaries).
 func (s *Store) PutSummaries(readTs uint64, sums map[ReleaseKey][]byte) error {
