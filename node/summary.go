@@ -207,8 +207,9 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 		return nil, err
 	}
 	// Each release of the list, from the cache where its line is valid;
-	// the others are judged on every core (an import's refresh judges
-	// every release it touched).
+	// the others are judged on every core (an import caches each batch's
+	// releases as it stores them; after a trust change, all are judged
+	// here).
 	type line struct {
 		s       ReleaseSummary
 		judged  bool // judged now, not read from the cache
@@ -253,30 +254,19 @@ func (n *Node) Releases(project string, quorum int) ([]ReleaseSummary, error) {
 	}
 	out := []ReleaseSummary{}
 	fresh := map[store.ReleaseKey][]byte{}
-	size := 0
 	for i, l := range lines {
 		if l.unknown {
 			continue
 		}
 		out = append(out, l.s)
 		if l.judged {
-			k := keys[i]
-			fresh[k] = encodeSummary(stamp, l.s)
-			size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
+			fresh[keys[i]] = encodeSummary(stamp, l.s)
 		}
 	}
 	if project != "" && len(out) == 0 && len(projects) > 0 {
 		return nil, unknownProject(project, projects)
 	}
-	if !n.ro && len(fresh) > 0 {
-		// The cache only saves time: a full disk or a failed write leaves
-		// the next listing to judge these releases again.
-		if err := n.room(size); err != nil {
-			n.log.Debug().Err(err).Msg("release summaries not cached")
-		} else if err := n.store.PutSummaries(readTs, fresh); err != nil {
-			n.log.Warn().Err(err).Msg("release summaries not cached")
-		}
-	}
+	n.cacheSummaries(readTs, fresh)
 	if !n.ro && project == "" {
 		b := encodeList(stamp, out)
 		if err := n.room(len(b)); err != nil {
@@ -332,20 +322,29 @@ func (n *Node) refreshReleases(keys map[store.ReleaseKey]bool) {
 	readTs := n.store.ReadTs()
 	stamp := summaryStamp(ts, n.quorum(0))
 	fresh := map[store.ReleaseKey][]byte{}
-	size := 0
 	for k := range keys {
-		r, err := n.status(k.Project, k.Version, 0, ts)
-		if err != nil {
-			continue
+		if r, err := n.status(k.Project, k.Version, 0, ts); err == nil {
+			fresh[k] = encodeSummary(stamp, summarise(r))
 		}
-		fresh[k] = encodeSummary(stamp, summarise(r))
-		size += len(fresh[k]) + len(k.Project) + len(k.Version) + 16
 	}
-	if err := n.room(size); err != nil {
+	n.cacheSummaries(readTs, fresh)
+}
+
+// cacheSummaries stores summaries judged from reads after readTs. The
+// cache only saves time: a full disk or a failed write leaves the next
+// listing to judge these releases again.
+func (n *Node) cacheSummaries(readTs uint64, fresh map[store.ReleaseKey][]byte) {
+	if n.ro || len(fresh) == 0 {
 		return
 	}
-	if err := n.store.PutSummaries(readTs, fresh); err != nil {
+	size := 0
+	for k, v := range fresh {
+		size += len(v) + len(k.Project) + len(k.Version) + 16
+	}
+	if err := n.room(size); err != nil {
 		n.log.Debug().Err(err).Msg("release summaries not cached")
+	} else if err := n.store.PutSummaries(readTs, fresh); err != nil {
+		n.log.Warn().Err(err).Msg("release summaries not cached")
 	}
 }
 
