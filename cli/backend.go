@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/rbnode/rbnode/attest"
@@ -82,10 +83,17 @@ func (l local) Request(ctx context.Context, req node.RequestOptions) (*node.Requ
 }
 
 // closing counts the read-only stores withBackend is closing in the
-// background. A command that opens a store waits for them first: in one
-// process (tests run many commands so) the next command must never find
-// the store still held; a real process exits before it opens another.
+// background. openNode waits for them: in one process (tests run many
+// commands so) the next command must never find the store still held; a
+// real process exits before it opens another.
 var closing sync.WaitGroup
+
+// openNode opens the home's node, once the stores closing in the
+// background are closed. Every command opens its node through it.
+func openNode(cfg node.Config, log zerolog.Logger, opts ...node.Option) (*node.Node, error) {
+	closing.Wait()
+	return node.Open(cfg, log, opts...)
+}
 
 // withBackend runs fn against the daemon if one answers on the home's
 // socket, else against the store opened directly (read-only when
@@ -107,8 +115,7 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 	if readOnly {
 		opts = append(opts, node.ReadOnly())
 	}
-	closing.Wait()
-	n, err := node.Open(cfg, newLogger(c, cfg), opts...)
+	n, err := openNode(cfg, newLogger(c, cfg), opts...)
 	// A daemon that is starting holds the store before its socket
 	// answers, and another command may hold it for a moment: wait for
 	// the socket or the store.
@@ -117,7 +124,7 @@ func withBackend(c *ucli.Context, readOnly bool, fn func(backend) error) error {
 		if cl, derr := node.Dial(cfg.Home); derr == nil {
 			return fn(cl)
 		}
-		n, err = node.Open(cfg, newLogger(c, cfg), opts...)
+		n, err = openNode(cfg, newLogger(c, cfg), opts...)
 	}
 	if err != nil {
 		return err

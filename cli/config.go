@@ -131,8 +131,7 @@ func withNode(c *ucli.Context, fn func(*node.Node) error) error {
 	if err != nil {
 		return err
 	}
-	closing.Wait()
-	n, err := node.Open(cfg, newLogger(c, cfg))
+	n, err := openNode(cfg, newLogger(c, cfg))
 	if errors.Is(err, store.ErrLocked) {
 		if _, derr := node.Dial(cfg.Home); derr == nil {
 			return usagef("a daemon is running for %s and holds its store; stop it to run %q", cfg.Home, c.Command.HelpName)

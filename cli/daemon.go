@@ -88,7 +88,7 @@ func daemonCommand() *ucli.Command {
 			boundMemory(daemonMemoryLimit, 0)
 			// A command that only reads may hold the store for a moment
 			// (shared): wait for it rather than fail to start.
-			n, err := openRetrying(c.Context, func() (*node.Node, error) { return node.Open(cfg, log) })
+			n, err := openRetrying(c.Context, func() (*node.Node, error) { return openNode(cfg, log) })
 			if err != nil {
 				return err
 			}
@@ -193,7 +193,6 @@ func reloadOnHangup(ctx context.Context, c *ucli.Context, d *node.Daemon, log ze
 // openRetrying calls open until it stops failing with store.ErrLocked, for
 // up to five seconds.
 func openRetrying(ctx context.Context, open func() (*node.Node, error)) (*node.Node, error) {
-	closing.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n, err := open()
@@ -240,8 +239,7 @@ func syncCommand() *ucli.Command {
 				return usagef("a daemon is running for %s: it syncs with its peers by itself", cfg.Home)
 			}
 			boundImportMemory()
-			closing.Wait()
-			n, err := node.Open(cfg, newLogger(c, cfg))
+			n, err := openNode(cfg, newLogger(c, cfg))
 			if err != nil {
 				return err
 			}
