@@ -368,7 +368,7 @@ func waitMesh(t testing.TB, nodes []*node) {
 				return false
 			}
 			have := len(tp.ListPeers())
-			if have < len(n.host.Network().Peers()) || n.mesh.size() < min(have, 4) {
+			if have < len(n.host.Network().Peers()) || len(n.mesh.peers()) < min(have, 4) {
 				return false
 			}
 		}

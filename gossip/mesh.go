@@ -19,12 +19,6 @@ type meshTracer struct {
 	m  map[peer.ID]bool
 }
 
-func (m *meshTracer) size() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.m)
-}
-
 // peers returns the mesh peers, in no order.
 func (m *meshTracer) peers() []peer.ID {
 	m.mu.Lock()
