@@ -259,17 +259,12 @@ func syncCommand() *ucli.Command {
 			defer d.Close()
 			stats, err := d.SyncWith(c.Context, peers)
 			prog.done()
-			// A peer that failed is not reported as synced with; err says
-			// why.
-			var done []gossip.SyncStats
-			for _, st := range stats {
-				if st.Err == nil {
-					done = append(done, st)
-				}
-			}
+			// Every peer is reported, one that failed with its error and
+			// what it gave before (a catch-up that stops halfway has still
+			// stored half, and a second run goes on from there).
 			if c.Bool("json") {
 				out := syncReport{Peers: []syncPeerJSON{}}
-				for _, st := range done {
+				for _, st := range stats {
 					out.Peers = append(out.Peers, newSyncPeerJSON(st))
 				}
 				if err != nil {
@@ -279,9 +274,13 @@ func syncCommand() *ucli.Command {
 					return jerr
 				}
 			} else {
-				for _, st := range done {
-					fmt.Fprintf(c.App.Writer, "synced with %s: %d missing, %d fetched (%d stored, %d untrusted, %d rejected) in %s\n",
-						st.Peer, st.Missing, st.Fetched, st.Accepted, st.Ignored, st.Rejected, st.Duration.Round(time.Millisecond))
+				for _, st := range stats {
+					verb := "synced with"
+					if st.Err != nil {
+						verb = "stopped syncing with"
+					}
+					fmt.Fprintf(c.App.Writer, "%s %s: %d missing, %d fetched (%d stored, %d untrusted, %d rejected) in %s\n",
+						verb, st.Peer, st.Missing, st.Fetched, st.Accepted, st.Ignored, st.Rejected, st.Duration.Round(time.Millisecond))
 				}
 			}
 			if err != nil {
@@ -314,10 +313,15 @@ type syncPeerJSON struct {
 	Sessions     int    `json:"sessions"`
 	Refused      int    `json:"refused"`
 	WaitedMS     int64  `json:"waited_ms"`
+	Error        string `json:"error,omitempty"`
 }
 
 func newSyncPeerJSON(st gossip.SyncStats) syncPeerJSON {
-	return syncPeerJSON{
+	var e string
+	if st.Err != nil {
+		e = st.Err.Error()
+	}
+	return syncPeerJSON{Error: e,
 		Peer: st.Peer.String(), Rounds: st.Rounds, Buckets: st.Buckets, SummaryBytes: st.SummaryBytes, FetchBytes: st.FetchBytes,
 		Missing: st.Missing, Skipped: st.Skipped, Fetched: st.Fetched, Stored: st.Accepted, Untrusted: st.Ignored, Rejected: st.Rejected,
 		DurationMS: st.Duration.Milliseconds(), Sessions: st.Sessions, Refused: st.Refused, WaitedMS: st.Waited.Milliseconds(),

@@ -227,21 +227,27 @@ func TestIDWithoutDaemon(t *testing.T) {
 	}
 }
 
-// TestSyncWithDeadPeer: a sync that could not reach its peer reports no
-// sync, only the failure (exit 3).
+// TestSyncWithDeadPeer: a sync that could not reach its peer says so, with
+// nothing synced (exit 3); --json lists the peer with its error.
 func TestSyncWithDeadPeer(t *testing.T) {
 	home := t.TempDir()
 	dead := "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
 	code, out, stderr := run(t, home, "sync", "--peer", dead)
-	if code != cli.ExitInconclusive || strings.Contains(out, "synced") || !strings.Contains(stderr, "connection refused") {
+	if code != cli.ExitInconclusive || strings.Contains(out, "synced") || !strings.Contains(out, "stopped syncing with 12D3KooWRBy97") || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("exit %d\nstdout %s\nstderr %s", code, out, stderr)
 	}
 	code, out, _ = run(t, home, "sync", "--peer", dead, "--json")
 	var rep struct {
-		Peers []json.RawMessage `json:"peers"`
-		Error string            `json:"error"`
+		Peers []struct {
+			Peer   string `json:"peer"`
+			Stored *int   `json:"stored"`
+			Error  string `json:"error"`
+		} `json:"peers"`
+		Error string `json:"error"`
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitInconclusive || rep.Peers == nil || len(rep.Peers) != 0 || rep.Error == "" {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitInconclusive || rep.Error == "" ||
+		len(rep.Peers) != 1 || !strings.HasPrefix(rep.Peers[0].Peer, "12D3KooWRBy97") || rep.Peers[0].Stored == nil || *rep.Peers[0].Stored != 0 ||
+		!strings.Contains(rep.Peers[0].Error, "connection refused") {
 		t.Errorf("sync --json: exit %d, %v: %s", code, err, out)
 	}
 }
