@@ -92,6 +92,50 @@ func TestCatchUpResumesAfterRefusal(t *testing.T) {
 	}
 }
 
+// TestCatchUpPastBurstReusesTheRoot: every session starts with the root,
+// the whole inventory. Past the burst, a server that ranged over all of
+// it for each session spent a resumed session's budget on that alone (a
+// million-document catch-up fell to 150 documents a second). It ranges
+// once while the inventory stays the same, and again once it changes.
+func TestCatchUpPastBurstReusesTheRoot(t *testing.T) {
+	const items = 4000
+	s := newStore()
+	fill(s, 0, items, 40)
+	// The root costs 4,000 · 64 = 256 KB; 400 KB at once, then 3 MB a
+	// second; told to come back for 300 KB.
+	srv := newNode(t, nil, s, withBudget(180<<20, 400<<10, 300<<10))
+	cli := newNode(t, nil, nil)
+	stats, err := cli.CatchUp(context.Background(), []peer.AddrInfo{srv.addrInfo()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stats[0]
+	t.Logf("%d sessions, %d refused, %d fetched, waited %v", st.Sessions, st.Refused, st.Fetched, st.Waited)
+	if cli.store.len() != items || st.Fetched != items {
+		t.Fatalf("holds %d, fetched %d; want %d", cli.store.len(), st.Fetched, items)
+	}
+	if st.Refused == 0 {
+		t.Fatal("the budget never refused: the test does not reach past the burst")
+	}
+	// About 530 documents a resumed session; ranging the root each time
+	// left about 80.
+	if roots := s.roots.Load(); roots != 1 || st.Sessions > 15 {
+		t.Errorf("the server ranged over its whole inventory %d times in %d sessions, want once", roots, st.Sessions)
+	}
+	// 50 more: the next asker (with a budget of its own) gets them.
+	fill(s, items, 50, 40)
+	had := newStore()
+	fill(had, 0, items, 40)
+	cli2 := newNode(t, nil, had)
+	stats, err = cli2.CatchUp(context.Background(), []peer.AddrInfo{srv.addrInfo()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2 := stats[0]; st2.Fetched != 50 || had.len() != items+50 || s.roots.Load() != 2 {
+		t.Errorf("after 50 more: fetched %d, holds %d, root ranged %d times; want 50, %d, 2", st2.Fetched, had.len(), s.roots.Load(), items+50)
+	}
+}
+
 // TestSyncBudgetAbuse: a peer that comes back for more before the
 // retry-after it was given is refused each time, penalised, and banned;
 // the server then refuses it at once.

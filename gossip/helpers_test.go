@@ -58,7 +58,12 @@ type memStore struct {
 	mu   sync.RWMutex
 	ids  [][32]byte // ascending
 	data map[[32]byte][]byte
+	// version moves after every change (VersionedInventory); roots
+	// counts the Ranges over the whole store.
+	version, roots atomic.Uint64
 }
+
+func (s *memStore) Version() uint64 { return s.version.Load() }
 
 func newStore() *memStore { return &memStore{data: make(map[[32]byte][]byte)} }
 
@@ -72,6 +77,7 @@ func (s *memStore) put(data []byte) bool {
 	s.data[id] = slices.Clone(data)
 	i, _ := slices.BinarySearchFunc(s.ids, id, cmpArr)
 	s.ids = slices.Insert(s.ids, i, id)
+	s.version.Add(1)
 	return true
 }
 
@@ -80,11 +86,15 @@ func (s *memStore) forget() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ids, s.data = nil, make(map[[32]byte][]byte)
+	s.version.Add(1)
 }
 
 func cmpArr(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) }
 
 func (s *memStore) Range(prefix []byte, fn func(id [32]byte) bool) error {
+	if len(prefix) == 0 {
+		s.roots.Add(1)
+	}
 	s.mu.RLock()
 	var start [32]byte
 	copy(start[:], prefix)

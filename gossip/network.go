@@ -93,6 +93,17 @@ type Inventory interface {
 	Get(id [32]byte) ([]byte, error)
 }
 
+// A VersionedInventory says when what it holds may have changed: Version
+// moves (it never returns to a value it had) after any change to what
+// Range yields has become visible. Served sessions then reuse one scan of
+// the whole inventory (the root every session starts with) until it
+// moves, instead of ranging over every ID again for each one: at a
+// million IDs that scan is most of what a session costs.
+type VersionedInventory interface {
+	Inventory
+	Version() uint64
+}
+
 // Errors of Publish and the lifecycle.
 var (
 	ErrNotRunning = errors.New("gossip network is not running")
@@ -110,6 +121,7 @@ type Network struct {
 	log       zerolog.Logger
 	handler   Handler
 	inv       Inventory
+	root      rootCache
 	host      host.Host
 	syncProto protocol.ID
 	topicName string

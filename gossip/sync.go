@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -397,7 +398,7 @@ func (n *Network) answerReconcile(m *reconcileReq, log *askLog, visits *int, bud
 		if it.sum.count == 0 && big > listThreshold {
 			keep = min(maxListIDs, big)
 		}
-		sc, err := scanBucket(n.inv, it.prefix, keep, visits, budget)
+		sc, err := n.scan(it.prefix, keep, visits, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -416,6 +417,53 @@ func (n *Network) answerReconcile(m *reconcileReq, log *askLog, visits *int, bud
 		}
 	}
 	return resp, nil
+}
+
+// rootCache is the last scan of the whole inventory, made at an inventory
+// version, with the first maxListIDs IDs (as many as any answer lists).
+type rootCache struct {
+	mu      sync.Mutex
+	ok      bool
+	version uint64
+	scan    bucketScan
+}
+
+// scan is scanBucket of this node's inventory, except that a scan of the
+// root is reused while a VersionedInventory has not moved: both sides of
+// every session start there. A reused scan counts fanout visits (its
+// answer's summaries), not the IDs it once ranged over.
+func (n *Network) scan(p prefix, keep int, visits *int, budget int) (bucketScan, error) {
+	vi, ok := n.inv.(VersionedInventory)
+	if !ok || p.depth > 0 {
+		return scanBucket(n.inv, p, keep, visits, budget)
+	}
+	// Read before scanning: a change made visible during the scan moves
+	// the version past v, so this scan is never taken for a later one.
+	v := vi.Version()
+	c := &n.root
+	// One scan at a time: sessions that start together wait for it and
+	// take it, rather than each ranging over everything.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ok && c.version == v {
+		sc := c.scan
+		if *visits += fanout; *visits > budget {
+			return sc, errBudget
+		}
+		// An answer lists the IDs only when they number keep or fewer,
+		// and then it holds them all.
+		k := min(len(sc.ids), keep)
+		sc.ids = sc.ids[:k:k]
+		return sc, nil
+	}
+	sc, err := scanBucket(n.inv, prefix{}, max(keep, maxListIDs), visits, budget)
+	if err != nil {
+		return sc, err
+	}
+	c.ok, c.version, c.scan = true, v, sc
+	k := min(len(sc.ids), keep)
+	sc.ids = sc.ids[:k:k]
+	return sc, nil
 }
 
 // answerGet looks up the asked IDs in order and answers with the messages
@@ -683,7 +731,7 @@ func (c *client) ask(batch []prefix) (*reconcileResp, []bucketScan, error) {
 	local := make([]bucketScan, len(batch))
 	visits := 0
 	for i, p := range batch {
-		sc, err := scanBucket(c.n.inv, p, 0, &visits, int(^uint(0)>>1))
+		sc, err := c.n.scan(p, 0, &visits, math.MaxInt)
 		if err != nil {
 			return nil, nil, err
 		}

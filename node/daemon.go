@@ -59,9 +59,11 @@ type Daemon struct {
 	opts DaemonOptions
 	net  *gossip.Network
 
-	trust  atomic.Pointer[attest.TrustSet]
-	ingest chan ingestReq
-	keys   keyCache
+	trust atomic.Pointer[attest.TrustSet]
+	// trustGen moves after every change of trust (inventory.Version).
+	trustGen atomic.Uint64
+	ingest   chan ingestReq
+	keys     keyCache
 	// budget is each peer's allowance of documents by untrusted keys.
 	budget *gossip.PeerBudget
 	// diskLow is set while the disk is under the reserve, so that the
@@ -492,6 +494,7 @@ func (d *Daemon) reloadTrust() error {
 		return err
 	}
 	d.trust.Store(&ts)
+	d.trustGen.Add(1)
 	d.changed()
 	return nil
 }
@@ -760,7 +763,7 @@ func (d *Daemon) roomFor(size int) bool {
 	return true
 }
 
-var _ gossip.Inventory = inventory{}
+var _ gossip.VersionedInventory = inventory{}
 
 // inventory shows the store to sync: documents with authentic signatures
 // by keys this node trusts (voided ones too, as evidence), each served as
@@ -772,6 +775,10 @@ func (i inventory) Range(prefix []byte, fn func(id [32]byte) bool) error {
 }
 
 func (i inventory) Get(id [32]byte) ([]byte, error) { return i.d.n.Envelope(id) }
+
+// Version moves when the store's documents or the trust set change: the
+// sum of two counters that only grow.
+func (i inventory) Version() uint64 { return i.d.n.store.Generation() + i.d.trustGen.Load() }
 
 // Envelope returns a stored document as peers receive it: the exact
 // bytes, the signature and the signer's key.

@@ -103,3 +103,47 @@ func TestRelayWindow(t *testing.T) {
 		t.Error("a malformed message is relayed")
 	}
 }
+
+// TestSyncServesTheStoreAndTrustOfNow: a serving daemon reuses its scan of
+// everything it serves (every sync session starts there) only while
+// neither its documents nor its trust have changed. b syncs from a three
+// times: before a trusts alice (nothing served), after (her document),
+// and after a stores another one of hers.
+func TestSyncServesTheStoreAndTrustOfNow(t *testing.T) {
+	alice := newBuilder(t, "alice")
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	a := startDaemon(t, t.TempDir(), mn, nil)
+	b := startDaemon(t, t.TempDir(), mn, nil, alice)
+	mockLink(t, mn, a, b)
+	sync := func() int {
+		t.Helper()
+		st, err := b.d.Network().SyncWith(t.Context(), peer.AddrInfo{ID: a.d.Network().ID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Fetched
+	}
+	first := signedEnvelope(t, alice, "0.7.0", sha('a'), time.Now().Add(-time.Hour))
+	a.d.judge(t.Context(), first, true)
+	if !a.has(envelopeID(first)) {
+		t.Fatal("a did not hold alice's document")
+	}
+	if n := sync(); n != 0 {
+		t.Fatalf("a trusts no one but served %d documents", n)
+	}
+	trustBuilders(t, a.n, alice)
+	if err := a.d.trustChanged(); err != nil {
+		t.Fatal(err)
+	}
+	if n := sync(); n != 1 {
+		t.Fatalf("after a trusts alice, b fetched %d documents, want her 1", n)
+	}
+	waitFor(t, 20*time.Second, "b to store it", func() bool { return b.has(envelopeID(first)) })
+	second := signedEnvelope(t, alice, "0.7.1", sha('b'), time.Now().Add(-time.Hour))
+	a.d.judge(t.Context(), second, true)
+	if n := sync(); n != 1 {
+		t.Fatalf("after a stores another, b fetched %d documents, want 1", n)
+	}
+	waitFor(t, 20*time.Second, "b to store it", func() bool { return b.has(envelopeID(second)) })
+}

@@ -56,6 +56,7 @@ func (s *Store) PutUntrusted(e *Entry, limit UntrustedLimit, trusted func(finger
 	size := uint64(len(e.Record.Body) + len(e.Record.Signature))
 	s.untrustedMu.Lock()
 	defer s.untrustedMu.Unlock()
+	defer s.generation.Add(1) // an admission may evict
 	added := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		id := e.Record.ID

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -47,7 +48,16 @@ type Store struct {
 	// detection) would let two transactions take the same sequence number
 	// and leak an entry past the cap.
 	untrustedMu sync.Mutex
+	// generation moves after every write that may change which documents
+	// are stored or how they verified (Generation).
+	generation atomic.Uint64
 }
+
+// Generation moves after every write that may change which documents the
+// store holds or their verifications has become visible, and never
+// returns to an earlier value: sync serving reuses one scan of the store
+// while it stays the same (gossip.VersionedInventory).
+func (s *Store) Generation() uint64 { return s.generation.Load() }
 
 func isLockError(err error) bool {
 	return strings.Contains(err.Error(), "Cannot acquire directory lock")
@@ -417,6 +427,9 @@ func (b *Batch) Len() int { return b.n }
 
 // Flush makes everything put so far durable. The batch stays usable.
 func (b *Batch) Flush() error {
+	// Badger commits a batch in parts as it grows, so some of it may be
+	// visible before Flush: the generation moves after, however it ends.
+	defer b.s.generation.Add(1)
 	if err := b.wb.Flush(); err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}
@@ -425,7 +438,10 @@ func (b *Batch) Flush() error {
 }
 
 // Cancel discards the batch.
-func (b *Batch) Cancel() { b.wb.Cancel() }
+func (b *Batch) Cancel() {
+	b.wb.Cancel()
+	b.s.generation.Add(1) // parts may have been committed
+}
 
 // Get returns a stored document and its meta.
 func (s *Store) Get(id attest.ID) (*Record, *Meta, error) {
@@ -644,6 +660,7 @@ func (s *Store) DocsByKeyID(keyID string) ([]attest.ID, error) {
 // changed). It returns ErrNotFound for a document not (or no longer)
 // stored.
 func (s *Store) SetVerification(id attest.ID, v attest.Verification) error {
+	defer s.generation.Add(1)
 	return s.db.Update(func(txn *badger.Txn) error {
 		var m Meta
 		if err := getJSON(txn, key(pVer, id[:]), &m); errors.Is(err, badger.ErrKeyNotFound) {
