@@ -53,8 +53,8 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 
 BENCH       ?= .
 BENCHTIME   ?= 1x
-bench: ## run the benchmarks (BENCH=regexp selects), tee them to bench.out, end with the table of targets (docs/performance.md)
-	@rc=0; $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... 2>&1 | tee bench.out || rc=1; \
+bench: ## run the benchmarks one package at a time (BENCH=regexp selects), tee them to bench.out, end with the table of targets (docs/performance.md)
+	@rc=0; $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... 2>&1 | tee bench.out || rc=1; \
 	echo; $(GO) run ./contrib/benchtable -notes contrib/benchtable/notes.txt bench.out || rc=1; \
 	exit $$rc
 
