@@ -800,13 +800,14 @@ const handlerWorkers = 4
 // there is no topic and nothing to do; a message the mesh has already
 // seen is dropped by pubsub's seen cache.
 func (n *Network) relay(ctx context.Context, data []byte) {
-	if n.cfg.RelaySynced != nil && !n.cfg.RelaySynced(data) {
+	// The topic first: RelaySynced decodes the message again, which was
+	// 6% of a light client's CPU in a catch-up, for nothing.
+	t := n.topic.Load()
+	if t == nil || n.cfg.RelaySynced != nil && !n.cfg.RelaySynced(data) {
 		return
 	}
-	if t := n.topic.Load(); t != nil {
-		if err := t.Publish(ctx, data); err != nil {
-			n.log.Debug().Err(err).Msg("relay a synced message")
-		}
+	if err := t.Publish(ctx, data); err != nil {
+		n.log.Debug().Err(err).Msg("relay a synced message")
 	}
 }
 
