@@ -8,11 +8,12 @@ import "time"
 // back. A daemon serving a full catch-up of a million documents would so
 // show the whole store, over a gigabyte, as resident. A writable store
 // therefore watches its file-backed resident pages and, past
-// MaxResidentFiles, asks the kernel to page out its mappings: clean pages
-// leave memory at once, dirty ones after they are written, and the next
-// read maps them again from disk. Nothing else changes, so this is safe
-// even against a mapping Badger unmaps (or the address space reuses) in
-// between: paging out never changes what memory holds.
+// MaxResidentFiles, gives them back (pageOut): the files Badger cannot
+// unmap meanwhile are unmapped and stay in the page cache, so the next
+// read costs a minor fault while the machine has memory to spare; the
+// others are paged out, which is safe even on a range Badger unmaps (and
+// the address space reuses) in between, since paging out never changes
+// what memory holds.
 const (
 	// MaxResidentFiles is the file-backed resident memory past which a
 	// writable store pages its mappings out.

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,10 +31,19 @@ func fileResident() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// pageOut asks the kernel to page out every mapping of a file in the
-// store's directory (MADV_PAGEOUT: the pages are written if dirty and
-// dropped; their contents never change). It returns how many mappings it
-// advised.
+// pageOut gives back the process's resident pages of the store's files.
+// Pages of files Badger will not unmap or move meanwhile (the tables,
+// pinned by an open iterator, and the value-log files no longer written,
+// whose deletion the iterator defers) are unmapped with MADV_DONTNEED:
+// they stay in the page cache, and the next read maps them again at the
+// cost of a minor fault. The rest (the memtable logs, the value-log file
+// being written, which a rotation truncates and remaps) are paged out
+// with MADV_PAGEOUT, which is harmless even on memory mapped again by
+// someone else in between, but drops the pages from the page cache too:
+// a catch-up served from a store paged out that way read its documents
+// from disk again and again (the daemon's CPU 15.3 s against 5.7 s
+// without a limit, for 100,000 documents). It returns how many mappings
+// it advised.
 func (s *Store) pageOut() (int, error) {
 	if s.dir == "" {
 		return 0, nil
@@ -41,13 +52,72 @@ func (s *Store) pageOut() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	prefix := []byte(dir + "/")
-	f, err := os.Open("/proc/self/maps")
+	// Tables in the tree both before and after the iterator opened were
+	// in it when it did, and so are pinned (a table never returns once
+	// compacted away).
+	before := s.tableIDs()
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer it.Close()
+	pinned := s.tableIDs()
+	for id := range pinned {
+		if !before[id] {
+			delete(pinned, id)
+		}
+	}
+	maps, err := storeMappings(dir)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	var lastVlog uint64
+	for _, m := range maps {
+		if id, ok := fileID(m.name, ".vlog"); ok {
+			lastVlog = max(lastVlog, id)
+		}
+	}
 	n := 0
+	for _, m := range maps {
+		advice := unix.MADV_PAGEOUT
+		if id, ok := fileID(m.name, ".sst"); ok && pinned[id] {
+			advice = unix.MADV_DONTNEED
+		} else if id, ok := fileID(m.name, ".vlog"); ok && id < lastVlog {
+			advice = unix.MADV_DONTNEED
+		}
+		// A mapping unmapped since the listing gives ENOMEM: nothing to do.
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, uintptr(advice)); e != 0 && e != unix.ENOMEM {
+			return n, fmt.Errorf("madvise %s: %w", m.name, e)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// tableIDs returns the IDs of the tables in the store's tree.
+func (s *Store) tableIDs() map[uint64]bool {
+	ids := map[uint64]bool{}
+	for _, t := range s.db.Tables() {
+		ids[t.ID] = true
+	}
+	return ids
+}
+
+// mapping is one memory mapping of a file in the store's directory.
+type mapping struct {
+	start, end uintptr
+	name       string // the file's base name
+}
+
+// storeMappings lists the process's mappings of files in dir, from
+// /proc/self/maps.
+func storeMappings(dir string) ([]mapping, error) {
+	prefix := []byte(dir + "/")
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []mapping
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
@@ -64,11 +134,17 @@ func (s *Store) pageOut() (int, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		// A mapping unmapped since the listing gives ENOMEM: nothing to do.
-		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); e != 0 && e != unix.ENOMEM {
-			return n, fmt.Errorf("madvise %s: %w", fields[5], e)
-		}
-		n++
+		out = append(out, mapping{start: uintptr(start), end: uintptr(end), name: string(fields[5][len(prefix):])})
 	}
-	return n, sc.Err()
+	return out, sc.Err()
+}
+
+// fileID returns the number of a Badger file name such as 000042.sst.
+func fileID(name, ext string) (uint64, bool) {
+	num, ok := strings.CutSuffix(name, ext)
+	if !ok || num == "" || strings.Contains(num, "/") {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(num, 10, 64)
+	return id, err == nil
 }
