@@ -453,7 +453,7 @@ const (
 // serving a full catch-up of a million documents builds a reconciliation
 // of every id; with no limit the collector let the heap grow to 196 MB
 // while it ran, and the daemon's peak resident set (its file pages
-// included, see store.MaxResidentFiles) reached 254 to 282 MB. With it:
+// included, see store.MaxResident) reached 254 to 282 MB. With it:
 // 104 MB and 195 MB, at the same sync speed. GOMEMLIMIT, when set, wins.
 const daemonMemoryLimit = 128 << 20
 

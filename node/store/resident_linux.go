@@ -13,22 +13,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileResident returns the process's resident file-backed (and shared)
-// memory in bytes, from /proc/self/statm; 0 when it cannot be read.
-func fileResident() int64 {
+// resident returns the process's resident memory and the part of it
+// that is file-backed (or shared), in bytes, from /proc/self/statm; 0, 0
+// when it cannot be read.
+func resident() (total, files int64) {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	f := bytes.Fields(b)
 	if len(f) < 3 {
-		return 0
+		return 0, 0
 	}
-	pages, err := strconv.ParseInt(string(f[2]), 10, 64)
-	if err != nil {
-		return 0
+	rss, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+	shared, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0
 	}
-	return pages * int64(os.Getpagesize())
+	page := int64(os.Getpagesize())
+	return rss * page, shared * page
 }
 
 // pageOut gives back the process's resident pages of the store's files.

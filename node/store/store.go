@@ -77,9 +77,9 @@ type Options struct {
 	Logger   zerolog.Logger
 
 	// vlogFileSize and memTableSize, when set, replace the defaults (tests
-	// of value-log reclaim need small files); maxResidentFiles replaces
-	// MaxResidentFiles.
-	vlogFileSize, memTableSize, maxResidentFiles int64
+	// of value-log reclaim need small files); maxResident replaces
+	// MaxResident.
+	vlogFileSize, memTableSize, maxResident int64
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -138,9 +138,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	s, err := opened(&Store{db: db, dir: dir, log: opts.Logger})
 	if err == nil && dir != "" {
-		limit := int64(MaxResidentFiles)
-		if opts.maxResidentFiles != 0 {
-			limit = opts.maxResidentFiles
+		limit := int64(MaxResident)
+		if opts.maxResident != 0 {
+			limit = opts.maxResident
 		}
 		s.stopResident, s.residentDone = make(chan struct{}), make(chan struct{})
 		go func() {
