@@ -445,22 +445,21 @@ func (n *Network) scan(p prefix, keep int, visits *int, budget int) (bucketScan,
 	// take it, rather than each ranging over everything.
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var sc bucketScan
 	if c.ok && c.version == v {
-		sc := c.scan
+		sc = c.scan
 		if *visits += fanout; *visits > budget {
 			return sc, errBudget
 		}
-		// An answer lists the IDs only when they number keep or fewer,
-		// and then it holds them all.
-		k := min(len(sc.ids), keep)
-		sc.ids = sc.ids[:k:k]
-		return sc, nil
+	} else {
+		var err error
+		if sc, err = scanBucket(n.inv, prefix{}, max(keep, maxListIDs), visits, budget); err != nil {
+			return sc, err
+		}
+		c.ok, c.version, c.scan = true, v, sc
 	}
-	sc, err := scanBucket(n.inv, prefix{}, max(keep, maxListIDs), visits, budget)
-	if err != nil {
-		return sc, err
-	}
-	c.ok, c.version, c.scan = true, v, sc
+	// An answer lists the IDs only when they number keep or fewer, and
+	// then it holds them all; the cached list is never appended to.
 	k := min(len(sc.ids), keep)
 	sc.ids = sc.ids[:k:k]
 	return sc, nil
