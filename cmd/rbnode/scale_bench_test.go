@@ -172,7 +172,7 @@ func startDaemons(b testing.TB, homes []string) []string {
 // catchUpRun is one timed `rbnode sync` of an empty node.
 type catchUpRun struct {
 	wall   time.Duration
-	rssKB  int64 // the sync process's peak resident set (getrusage)
+	rssKB  int64 // the sync process's peak resident set (runPeak)
 	stored int
 }
 
@@ -187,15 +187,15 @@ func syncEmpty(b *testing.B, keys, addrs []string, want int) catchUpRun {
 		args = append(args, "--peer", a)
 	}
 	cmd := exec.Command(rbnodeBin, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	out, err := cmd.Output()
-	r := catchUpRun{wall: time.Since(start)}
+	peak, err := runPeak(cmd)
+	r := catchUpRun{wall: time.Since(start), rssKB: peak.hwmKB}
+	out := []byte(stdout.String())
 	if err != nil {
 		b.Fatalf("sync: %v\n%s\n%s", err, out, stderr.String())
 	}
-	r.rssKB = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 	var rep struct {
 		Peers []struct {
 			Stored int `json:"stored"`
