@@ -7,13 +7,13 @@ import "time"
 // searched) counts in its resident set until the kernel needs the memory
 // back. A daemon serving a full catch-up of a million documents would so
 // show the whole store, over a gigabyte, as resident. A writable store
-// therefore watches its file-backed resident pages and, past
-// MaxResident of resident memory in all, gives them back (pageOut): the files Badger cannot
-// unmap meanwhile are unmapped and stay in the page cache, so the next
-// read costs a minor fault while the machine has memory to spare; the
-// others are paged out, which is safe even on a range Badger unmaps (and
-// the address space reuses) in between, since paging out never changes
-// what memory holds.
+// therefore watches the process's resident memory and, past MaxResident,
+// gives its file pages back (pageOut): the files Badger cannot unmap
+// meanwhile are unmapped and stay in the page cache, so the next read
+// costs a minor fault while the machine has memory to spare; the others
+// are paged out, which is safe even on a range Badger unmaps (and the
+// address space reuses) in between, since paging out never changes what
+// memory holds.
 const (
 	// MaxResident is the process's resident memory past which a writable
 	// store gives its file pages back: the target of a node at a million
