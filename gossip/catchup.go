@@ -136,7 +136,7 @@ func (n *Network) catchUpSession(ctx context.Context, p peer.ID, pl *plan, st *S
 	timeout := n.cfg.tuning.sessionTimeout
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := n.openSession(sctx, p, st)
+	c, err := n.openSession(sctx, ctx, p, st)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (n *Network) catchUpSession(ctx context.Context, p peer.ID, pl *plan, st *S
 // and this node's root scan; done means the bucket needs nothing more.
 func (c *client) work(ctx context.Context, j *job, pl *plan, root *answer, local *bucketScan) (done bool, err error) {
 	if len(j.left) > 0 {
-		if j.left, err = c.fetch(ctx, j.left); err != nil {
+		if j.left, err = c.fetch(j.left); err != nil {
 			return false, err
 		}
 	}
@@ -233,7 +233,7 @@ func (c *client) work(ctx context.Context, j *job, pl *plan, root *answer, local
 		}
 	}
 	j.left, j.reconciled = c.wanted(missing), complete
-	if j.left, err = c.fetch(ctx, j.left); err != nil {
+	if j.left, err = c.fetch(j.left); err != nil {
 		return false, err
 	}
 	if !complete {

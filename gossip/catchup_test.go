@@ -136,6 +136,27 @@ func TestCatchUpPastBurstReusesTheRoot(t *testing.T) {
 	}
 }
 
+// TestFetchedOutlivesTheSessionDeadline: what a session fetched is judged
+// and stored even when judging it takes past the session's deadline. A
+// catch-up from four peers on two cores lost a thousand documents when
+// the deadline cancelled the handlers still queued.
+func TestFetchedOutlivesTheSessionDeadline(t *testing.T) {
+	const items = 6
+	s := newStore()
+	fill(s, 0, items, 100)
+	srv := newNode(t, nil, s)
+	cli := newNode(t, nil, nil, func(c *Config, h *testHandler) {
+		c.tuning.sessionTimeout = 400 * time.Millisecond
+		h.work, h.honourCtx = 600*time.Millisecond, true
+	})
+	if _, err := cli.SyncWith(context.Background(), srv.addrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if cli.store.len() != items {
+		t.Fatalf("holds %d of %d: judging past the session deadline dropped them", cli.store.len(), items)
+	}
+}
+
 // TestSyncBudgetAbuse: a peer that comes back for more before the
 // retry-after it was given is refused each time, penalised, and banned;
 // the server then refuses it at once.

@@ -156,14 +156,20 @@ type testHandler struct {
 	calls     atomic.Int64
 	rejects   atomic.Int64
 	work      time.Duration // simulated verification time
+	// honourCtx makes it drop (Ignore) a message whose context ended
+	// while it worked, as a daemon's handler does.
+	honourCtx bool
 	// ingested, if set, is called for each newly stored message.
 	ingested func(data []byte)
 }
 
-func (h *testHandler) handle(_ context.Context, _ peer.ID, data []byte) Result {
+func (h *testHandler) handle(ctx context.Context, _ peer.ID, data []byte) Result {
 	h.calls.Add(1)
 	if h.work > 0 {
 		busy(h.work)
+	}
+	if h.honourCtx && ctx.Err() != nil {
+		return Ignore
 	}
 	switch {
 	case bytes.HasPrefix(data, []byte("ok:")) || h.acceptAll:
