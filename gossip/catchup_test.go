@@ -141,13 +141,15 @@ func TestCatchUpPastBurstReusesTheRoot(t *testing.T) {
 // catch-up from four peers on two cores lost a thousand documents when
 // the deadline cancelled the handlers still queued.
 func TestFetchedOutlivesTheSessionDeadline(t *testing.T) {
-	const items = 6
+	const items = 2
 	s := newStore()
 	fill(s, 0, items, 100)
 	srv := newNode(t, nil, s)
+	// The session has a second for its two round trips; judging each
+	// message takes one and a half.
 	cli := newNode(t, nil, nil, func(c *Config, h *testHandler) {
-		c.tuning.sessionTimeout = 400 * time.Millisecond
-		h.work, h.honourCtx = 600*time.Millisecond, true
+		c.tuning.sessionTimeout = time.Second
+		h.work, h.honourCtx = 1500*time.Millisecond, true
 	})
 	if _, err := cli.SyncWith(context.Background(), srv.addrInfo()); err != nil {
 		t.Fatal(err)
