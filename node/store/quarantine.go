@@ -56,7 +56,6 @@ func (s *Store) PutUntrusted(e *Entry, limit UntrustedLimit, trusted func(finger
 	size := uint64(len(e.Record.Body) + len(e.Record.Signature))
 	s.untrustedMu.Lock()
 	defer s.untrustedMu.Unlock()
-	defer s.generation.Add(1) // an admission may evict
 	added := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		id := e.Record.ID
@@ -103,6 +102,11 @@ func (s *Store) PutUntrusted(e *Entry, limit UntrustedLimit, trusted func(finger
 	})
 	if err != nil {
 		return false, fmt.Errorf("store untrusted document %s: %w", e.Record.ID.Short(), err)
+	}
+	if added {
+		// Only an admission writes (and evicts): a stranger sending the
+		// same document again does not make sync scan the store anew.
+		s.generation.Add(1)
 	}
 	return added, nil
 }
