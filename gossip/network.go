@@ -97,8 +97,8 @@ type Inventory interface {
 // moves (it never returns to a value it had) after any change to what
 // Range yields has become visible. Served sessions then reuse one scan of
 // the whole inventory (the root every session starts with) until it
-// moves, instead of ranging over every ID again for each one: at a
-// million IDs that scan is most of what a session costs.
+// moves, instead of ranging over every ID again for each one (at a
+// million IDs, 64 MiB of the asker's budget a session).
 type VersionedInventory interface {
 	Inventory
 	Version() uint64

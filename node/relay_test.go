@@ -116,7 +116,7 @@ func TestSyncServesTheStoreAndTrustOfNow(t *testing.T) {
 	a := startDaemon(t, t.TempDir(), mn, nil)
 	b := startDaemon(t, t.TempDir(), mn, nil, alice)
 	mockLink(t, mn, a, b)
-	sync := func() int {
+	fetched := func() int {
 		t.Helper()
 		st, err := b.d.Network().SyncWith(t.Context(), peer.AddrInfo{ID: a.d.Network().ID()})
 		if err != nil {
@@ -129,20 +129,20 @@ func TestSyncServesTheStoreAndTrustOfNow(t *testing.T) {
 	if !a.has(envelopeID(first)) {
 		t.Fatal("a did not hold alice's document")
 	}
-	if n := sync(); n != 0 {
+	if n := fetched(); n != 0 {
 		t.Fatalf("a trusts no one but served %d documents", n)
 	}
 	trustBuilders(t, a.n, alice)
 	if err := a.d.trustChanged(); err != nil {
 		t.Fatal(err)
 	}
-	if n := sync(); n != 1 {
+	if n := fetched(); n != 1 {
 		t.Fatalf("after a trusts alice, b fetched %d documents, want her 1", n)
 	}
 	waitFor(t, 20*time.Second, "b to store it", func() bool { return b.has(envelopeID(first)) })
 	second := signedEnvelope(t, alice, "0.7.1", sha('b'), time.Now().Add(-time.Hour))
 	a.d.judge(t.Context(), second, true)
-	if n := sync(); n != 1 {
+	if n := fetched(); n != 1 {
 		t.Fatalf("after a stores another, b fetched %d documents, want 1", n)
 	}
 	waitFor(t, 20*time.Second, "b to store it", func() bool { return b.has(envelopeID(second)) })
