@@ -95,7 +95,7 @@ func TestCatchUpResumesAfterRefusal(t *testing.T) {
 // TestCatchUpPastBurstReusesTheRoot: every session starts with the root,
 // the whole inventory. Past the burst, a server that ranged over all of
 // it for each session spent most of a resumed session's budget on that
-// (here; at a million documents, 64 MiB of the 64 a refused asker waits
+// (here; at a million documents, 64 MB of the 64 MiB a refused asker waits
 // for). It ranges once while the inventory stays the same, and again
 // once it changes.
 func TestCatchUpPastBurstReusesTheRoot(t *testing.T) {

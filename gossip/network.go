@@ -98,7 +98,7 @@ type Inventory interface {
 // Range yields has become visible. Served sessions then reuse one scan of
 // the whole inventory (the root every session starts with) until it
 // moves, instead of ranging over every ID again for each one (at a
-// million IDs, 64 MiB of the asker's budget a session).
+// million IDs, 64 MB of the asker's budget a session).
 type VersionedInventory interface {
 	Inventory
 	Version() uint64
