@@ -202,10 +202,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	if err := os.CopyFS(repo, os.DirFS(tree)); err != nil {
 		b.Fatal(err)
 	}
-	gitEnv := []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@b", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@b"}
-	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "x"}} {
-		timeCmd(b, gitEnv, "git", append([]string{"-C", repo}, args...)...)
-	}
+	commitTree(b, repo)
 
 	// The peer: a daemon holding everything.
 	peerHome := b.TempDir()

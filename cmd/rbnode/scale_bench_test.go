@@ -24,8 +24,9 @@ import (
 const scaleBuilders = 20
 
 // scaleBytesPerDoc is the disk a catch-up fixture and its run take per
-// document, with a margin (the 1,000,000-document tree alone was 21 GB).
-const scaleBytesPerDoc = 64 << 10
+// document, with a margin: the 1,000,000-document tree alone was 21 GB,
+// and the run keeps its two clones of it to the end.
+const scaleBytesPerDoc = 80 << 10
 
 // scaleSizes are the document counts of the catch-up benchmarks: 100,000
 // always, 1,000,000 with RBNODE_BENCH_SCALE=1 (about 25 minutes more).
@@ -49,9 +50,20 @@ type scaleFixture struct {
 
 var gitEnv = []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@b", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@b"}
 
+// commitTree makes dir a git repository of one commit holding every file,
+// packed as a clone's source on a server would be. The packing runs here,
+// to its end: left to git's automatic gc, it runs in the background after
+// the commit and takes the CPU from the first timed clone and sync.
+func commitTree(b *testing.B, dir string) {
+	b.Helper()
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "gc.auto=0", "commit", "-q", "-m", "x"}, {"gc", "-q"}} {
+		timeCmd(b, gitEnv, "git", append([]string{"-C", dir}, args...)...)
+	}
+}
+
 func loadScaleFixture(b *testing.B, docs int) scaleFixture {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("rbnode-bench-catchup-%d-v1", docs))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("rbnode-bench-catchup-%d-v2", docs))
 	f := scaleFixture{tree: filepath.Join(dir, "guix.sigs"), docs: docs}
 	for i := range 4 {
 		f.peers = append(f.peers, filepath.Join(dir, fmt.Sprintf("peer%d", i)))
@@ -71,9 +83,7 @@ func loadScaleFixture(b *testing.B, docs int) scaleFixture {
 			b.Fatal(err)
 		}
 		writeSignedTree(b, f.tree, docs, scaleBuilders)
-		for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "x"}} {
-			timeCmd(b, gitEnv, "git", append([]string{"-C", f.tree}, args...)...)
-		}
+		commitTree(b, f.tree)
 		keys, _ := filepath.Glob(filepath.Join(f.tree, "builder-keys", "*.gpg"))
 		timeCmd(b, nil, rbnodeBin, append([]string{"--home", f.peers[0], "trust", "add"}, keys...)...)
 		timeCmd(b, nil, rbnodeBin, "--home", f.peers[0], "import", f.tree)
@@ -230,14 +240,17 @@ func BenchmarkCatchUpScale(b *testing.B) {
 			addrs := startDaemons(b, f.peers)
 			// A clone before each sync, interleaved; the rows' anchor is
 			// the fastest clone of the size (the load of a shared machine
-			// swings one clone by 5x).
+			// swings one clone by 5x). Each clone is kept until the
+			// benchmark ends: on ext4, creating files within a minute or
+			// more of deleting many makes the kernel scan the recently
+			// freed inodes, and a clone made after removing the one
+			// before took up to 5x longer (docs/performance.md).
 			syncs := map[int][]catchUpRun{}
 			var clones []time.Duration
 			for range max(1, b.N) {
 				for _, peers := range []int{1, 4} {
 					dst := filepath.Join(b.TempDir(), "clone")
 					clones = append(clones, timeCmd(b, gitEnv, "git", "clone", "-q", "--no-local", f.tree, dst))
-					os.RemoveAll(dst)
 					syncs[peers] = append(syncs[peers], syncEmpty(b, f.keys, addrs[:peers], size))
 				}
 			}
