@@ -97,6 +97,8 @@ type Config struct {
 	// validation at once: an RPC over it is refused and scores the peer
 	// down. Default DefaultQueueShare, at least MaxMessageSize.
 	QueueShare int
+	// queueExpiry replaces waitExpiry (tests).
+	queueExpiry time.Duration
 
 	// MaxPeers is the connection manager's high water mark; it trims to
 	// three quarters of it. Default DefaultMaxPeers.

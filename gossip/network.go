@@ -192,7 +192,11 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		work:      NewBurstBudget(cfg.SyncWorkPerMinute, cfg.SyncWorkBurst),
 		overQ:     make(chan peer.ID, 64),
 	}
-	n.waiting = newWaiting(n.topicName, cfg.QueueShare, func(p peer.ID) {
+	expiry := waitExpiry
+	if cfg.queueExpiry > 0 {
+		expiry = cfg.queueExpiry
+	}
+	n.waiting = newWaiting(n.topicName, cfg.QueueShare, expiry, func(p peer.ID) {
 		select {
 		case n.overQ <- p:
 		default: // penalties already pending
@@ -345,6 +349,7 @@ func (n *Network) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return n.managePeers(gctx, scores, found, syncReq) })
 	g.Go(func() error { return n.scheduleSync(gctx, syncReq) })
+	g.Go(func() error { n.waiting.sweepEvery(gctx); return nil })
 	g.Go(func() error {
 		// Penalties for flooding the validation queue, off pubsub's loop.
 		for {

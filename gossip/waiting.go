@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -16,8 +17,9 @@ import (
 var errQueueFull = errors.New("over its share of the validation queue")
 
 // waitExpiry forgets a message that no event released: pubsub drops a
-// throttled peer's messages without saying which. It is longer than any
-// honest wait (the validator's timeout is a minute).
+// graylisted peer's RPCs after the inspector admitted them, and says
+// nothing. It is longer than any honest wait (the validator's timeout is
+// a minute).
 const waitExpiry = 2 * time.Minute
 
 // waiting bounds the bytes each peer has waiting for validation. Pubsub
@@ -31,9 +33,10 @@ const waitExpiry = 2 * time.Minute
 // or a rejection before validation. Messages are known by their pointer,
 // which pubsub keeps from the RPC to the events, so copies count apart.
 type waiting struct {
-	topic string
-	limit int // bytes per peer
-	over  func(peer.ID)
+	topic  string
+	limit  int // bytes per peer
+	expiry time.Duration
+	over   func(peer.ID)
 
 	mu        sync.Mutex
 	peers     map[peer.ID]*peerWait
@@ -46,10 +49,14 @@ type waiting struct {
 type peerWait struct {
 	bytes int
 	since map[*pb.Message]time.Time
+	// last is the messages of the peer's RPC admitted last: pubsub
+	// handles an RPC whole right after inspecting it, and when its router
+	// throttles the peer it drops them, saying only ThrottlePeer.
+	last []*pb.Message
 }
 
-func newWaiting(topic string, limit int, over func(peer.ID)) *waiting {
-	return &waiting{topic: topic, limit: limit, over: over, peers: map[peer.ID]*peerWait{}, msgs: map[*pb.Message]peer.ID{}}
+func newWaiting(topic string, limit int, expiry time.Duration, over func(peer.ID)) *waiting {
+	return &waiting{topic: topic, limit: limit, expiry: expiry, over: over, peers: map[peer.ID]*peerWait{}, msgs: map[*pb.Message]peer.ID{}}
 }
 
 // inspect is the pubsub RPC inspector: it admits the RPC's messages on
@@ -61,16 +68,20 @@ func (w *waiting) inspect(from peer.ID, rpc *pubsub.RPC) error {
 			size += len(m.GetData())
 		}
 	}
-	if size == 0 {
-		return nil
-	}
 	now := time.Now()
 	w.mu.Lock()
-	if now.Sub(w.lastSweep) > waitExpiry/2 {
+	pw := w.peers[from]
+	if pw != nil {
+		pw.last = pw.last[:0] // a ThrottlePeer now is about this RPC
+	}
+	if size == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	if now.Sub(w.lastSweep) > w.expiry/2 {
 		w.sweep(now)
 	}
-	pw := w.peers[from]
-	if pw == nil {
+	if pw = w.peers[from]; pw == nil { // the sweep may have removed it
 		pw = &peerWait{since: map[*pb.Message]time.Time{}}
 		w.peers[from] = pw
 	}
@@ -83,6 +94,7 @@ func (w *waiting) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		if m.GetTopic() == w.topic {
 			pw.since[m] = now
 			w.msgs[m] = from
+			pw.last = append(pw.last, m)
 		}
 	}
 	pw.bytes += size
@@ -117,14 +129,48 @@ func (w *waiting) drop(from peer.ID, m *pb.Message) {
 	}
 }
 
-// sweep forgets the messages waiting longer than waitExpiry.
+// sweep forgets the messages waiting longer than the expiry.
 func (w *waiting) sweep(now time.Time) {
 	w.lastSweep = now
 	for from, pw := range w.peers {
 		for m, at := range pw.since {
-			if now.Sub(at) > waitExpiry {
+			if now.Sub(at) > w.expiry {
 				w.drop(from, m)
 			}
+		}
+	}
+}
+
+// sweepEvery sweeps on a timer until ctx ends: a peer that floods and
+// then falls silent sends no RPC that would sweep its messages.
+func (w *waiting) sweepEvery(ctx context.Context) {
+	t := time.NewTicker(w.expiry / 2)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			w.mu.Lock()
+			w.sweep(now)
+			w.mu.Unlock()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// throttled releases the messages of p's RPC that pubsub just dropped.
+func (w *waiting) throttled(p peer.ID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.peers[p]
+	if pw == nil {
+		return
+	}
+	last := pw.last
+	pw.last = nil
+	for _, m := range last {
+		if w.msgs[m] == p {
+			w.drop(p, m)
 		}
 	}
 }
@@ -150,6 +196,7 @@ func (w *waiting) RejectMessage(m *pubsub.Message, reason string) {
 		w.release(m)
 	}
 }
+func (w *waiting) ThrottlePeer(p peer.ID)                               { w.throttled(p) }
 func (w *waiting) OnNewOutboundStream(peer.ID, protocol.ID)             {}
 func (w *waiting) OnClosedOutboundStream(peer.ID)                       {}
 func (w *waiting) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
@@ -158,7 +205,6 @@ func (w *waiting) Leave(string)                                         {}
 func (w *waiting) Graft(peer.ID, string)                                {}
 func (w *waiting) Prune(peer.ID, string)                                {}
 func (w *waiting) DeliverMessage(*pubsub.Message)                       {}
-func (w *waiting) ThrottlePeer(peer.ID)                                 {}
 func (w *waiting) RecvRPC(*pubsub.RPC)                                  {}
 func (w *waiting) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (w *waiting) DropRPC(*pubsub.RPC, peer.ID)                         {}
