@@ -97,7 +97,8 @@ type Config struct {
 	// validation at once: an RPC over it is refused and scores the peer
 	// down. Default DefaultQueueShare, at least MaxMessageSize.
 	QueueShare int
-	// queueExpiry replaces waitExpiry (tests).
+	// queueExpiry is how long a message pubsub dropped without an event
+	// stays counted (default waitExpiry; tests shorten it).
 	queueExpiry time.Duration
 
 	// MaxPeers is the connection manager's high water mark; it trims to
@@ -227,6 +228,9 @@ func (c *Config) fill() {
 	}
 	if c.QueueShare == 0 {
 		c.QueueShare = max(DefaultQueueShare, c.MaxMessageSize)
+	}
+	if c.queueExpiry == 0 {
+		c.queueExpiry = waitExpiry
 	}
 	if c.MaxPeers == 0 {
 		c.MaxPeers = DefaultMaxPeers

@@ -192,11 +192,7 @@ func New(cfg Config, h Handler, inv Inventory) (*Network, error) {
 		work:      NewBurstBudget(cfg.SyncWorkPerMinute, cfg.SyncWorkBurst),
 		overQ:     make(chan peer.ID, 64),
 	}
-	expiry := waitExpiry
-	if cfg.queueExpiry > 0 {
-		expiry = cfg.queueExpiry
-	}
-	n.waiting = newWaiting(n.topicName, cfg.QueueShare, expiry, func(p peer.ID) {
+	n.waiting = newWaiting(n.topicName, cfg.QueueShare, cfg.queueExpiry, func(p peer.ID) {
 		select {
 		case n.overQ <- p:
 		default: // penalties already pending

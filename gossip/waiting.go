@@ -38,21 +38,22 @@ type waiting struct {
 	expiry time.Duration
 	over   func(peer.ID)
 
-	mu        sync.Mutex
-	peers     map[peer.ID]*peerWait
-	msgs      map[*pb.Message]peer.ID
-	bytes     int // waiting now, all peers
-	peak      int // the most ever waiting at once
-	lastSweep time.Time
+	mu    sync.Mutex
+	peers map[peer.ID]*peerWait
+	msgs  map[*pb.Message]peer.ID
+	bytes int // waiting now, all peers
+	peak  int // the most ever waiting at once
+	// last is the messages admitted from lastFrom's RPC, the one inspected
+	// last: pubsub handles an RPC whole right after inspecting it, and
+	// when its router throttles the sender it drops them, saying only
+	// ThrottlePeer.
+	last     []*pb.Message
+	lastFrom peer.ID
 }
 
 type peerWait struct {
 	bytes int
 	since map[*pb.Message]time.Time
-	// last is the messages of the peer's RPC admitted last: pubsub
-	// handles an RPC whole right after inspecting it, and when its router
-	// throttles the peer it drops them, saying only ThrottlePeer.
-	last []*pb.Message
 }
 
 func newWaiting(topic string, limit int, expiry time.Duration, over func(peer.ID)) *waiting {
@@ -68,20 +69,14 @@ func (w *waiting) inspect(from peer.ID, rpc *pubsub.RPC) error {
 			size += len(m.GetData())
 		}
 	}
-	now := time.Now()
 	w.mu.Lock()
-	pw := w.peers[from]
-	if pw != nil {
-		pw.last = pw.last[:0] // a ThrottlePeer now is about this RPC
-	}
+	w.last, w.lastFrom = w.last[:0], from // a ThrottlePeer now is about this RPC
 	if size == 0 {
 		w.mu.Unlock()
 		return nil
 	}
-	if now.Sub(w.lastSweep) > w.expiry/2 {
-		w.sweep(now)
-	}
-	if pw = w.peers[from]; pw == nil { // the sweep may have removed it
+	pw := w.peers[from]
+	if pw == nil {
 		pw = &peerWait{since: map[*pb.Message]time.Time{}}
 		w.peers[from] = pw
 	}
@@ -90,11 +85,12 @@ func (w *waiting) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		w.over(from)
 		return errQueueFull
 	}
+	now := time.Now()
 	for _, m := range rpc.GetPublish() {
 		if m.GetTopic() == w.topic {
 			pw.since[m] = now
 			w.msgs[m] = from
-			pw.last = append(pw.last, m)
+			w.last = append(w.last, m)
 		}
 	}
 	pw.bytes += size
@@ -131,7 +127,6 @@ func (w *waiting) drop(from peer.ID, m *pb.Message) {
 
 // sweep forgets the messages waiting longer than the expiry.
 func (w *waiting) sweep(now time.Time) {
-	w.lastSweep = now
 	for from, pw := range w.peers {
 		for m, at := range pw.since {
 			if now.Sub(at) > w.expiry {
@@ -141,8 +136,7 @@ func (w *waiting) sweep(now time.Time) {
 	}
 }
 
-// sweepEvery sweeps on a timer until ctx ends: a peer that floods and
-// then falls silent sends no RPC that would sweep its messages.
+// sweepEvery sweeps every half expiry until ctx ends.
 func (w *waiting) sweepEvery(ctx context.Context) {
 	t := time.NewTicker(w.expiry / 2)
 	defer t.Stop()
@@ -162,17 +156,15 @@ func (w *waiting) sweepEvery(ctx context.Context) {
 func (w *waiting) throttled(p peer.ID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	pw := w.peers[p]
-	if pw == nil {
+	if w.lastFrom != p {
 		return
 	}
-	last := pw.last
-	pw.last = nil
-	for _, m := range last {
+	for _, m := range w.last {
 		if w.msgs[m] == p {
 			w.drop(p, m)
 		}
 	}
+	w.last = w.last[:0]
 }
 
 // stats returns the bytes waiting now and the most ever waiting at once.
